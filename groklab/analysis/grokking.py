@@ -1,0 +1,46 @@
+"""Grokking times: when a run fit its training set and when it generalised."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandas as pd
+
+from groklab.config import EvalConfig
+
+__all__ = ["first_step", "grokking_times"]
+
+
+def first_step(steps: pd.Series, condition: pd.Series) -> Optional[int]:
+    """The first step at which ``condition`` holds, or None if it never does."""
+    hits = steps[condition.fillna(False).astype(bool)]
+    return int(hits.iloc[0]) if len(hits) else None
+
+
+def grokking_times(metrics: pd.DataFrame, cfg: EvalConfig = EvalConfig()) -> dict:
+    """Grokking times from a metrics table (one row per evaluation, sorted by step).
+
+    ``t_train_acc`` / ``t_test_acc``: first step at which accuracy reaches
+    ``cfg.train_acc_threshold`` / ``cfg.test_acc_threshold``. ``t_train_loss`` /
+    ``t_test_loss``: first step at which the loss falls to ``cfg.loss_threshold`` times its
+    value at the first evaluation. ``grok_delay = t_test_acc - t_train_acc`` and
+    ``grok_ratio = t_test_acc / t_train_acc`` (None when either is missing);
+    ``grokked``: test accuracy reached its threshold at all.
+    """
+    steps = metrics["step"]
+    t_train_acc = first_step(steps, metrics["train_acc"] >= cfg.train_acc_threshold)
+    t_test_acc = first_step(steps, metrics["test_acc"] >= cfg.test_acc_threshold)
+    t_loss = {}
+    for split in ("train", "test"):
+        loss = metrics[f"{split}_loss"]
+        t_loss[split] = first_step(steps, loss <= cfg.loss_threshold * loss.iloc[0]) if len(loss) else None
+    both = t_train_acc is not None and t_test_acc is not None
+    return {
+        "t_train_acc": t_train_acc,
+        "t_test_acc": t_test_acc,
+        "t_train_loss": t_loss["train"],
+        "t_test_loss": t_loss["test"],
+        "grok_delay": t_test_acc - t_train_acc if both else None,
+        "grok_ratio": t_test_acc / t_train_acc if both and t_train_acc > 0 else None,
+        "grokked": t_test_acc is not None,
+    }

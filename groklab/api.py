@@ -1,0 +1,123 @@
+"""The Python API: ``groklab.run(config)`` trains one experiment, ``groklab.load(dir)`` reads it back."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pandas as pd
+import torch
+
+from groklab.analysis.grokking import grokking_times
+from groklab.config import Config, config_from_dict
+from groklab.errors import GroklabError
+from groklab.metrics.registry import check_metric_names
+from groklab.presets import load_preset
+from groklab.report.curves import plot_curves
+from groklab.store.rundir import RunDir, default_run_dir, prepare_run_dir
+from groklab.training.loop import Trainer
+
+__all__ = ["Run", "run", "resume", "load", "as_config"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run as stored on disk: its directory, config, metrics table and summary."""
+
+    dir: Path
+    config: Config
+    metrics: pd.DataFrame
+    summary: dict[str, Any]
+
+    @property
+    def curves(self) -> Path:
+        """Path of the run's ``curves.png``."""
+        return self.dir / "curves.png"
+
+
+def as_config(config: Union[Config, dict, str, None]) -> Config:
+    """Accept a :class:`Config`, a (partial) config dict, a preset name, or None (the default preset)."""
+    if config is None or isinstance(config, str):
+        return load_preset(*([config] if config else []))
+    if isinstance(config, dict):
+        return config_from_dict(config)
+    if isinstance(config, Config):
+        return config
+    raise GroklabError(f"expected a Config, dict or preset name, got {type(config).__name__}")
+
+
+def run(
+    config: Union[Config, dict, str, None] = None,
+    out: Optional[Union[str, Path]] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Run:
+    """Train one experiment and write its run directory; returns the :class:`Run`.
+
+    ``out`` defaults to a fresh ``runs/<name>-<timestamp>``. An existing non-empty ``out``
+    is an error unless ``overwrite`` (and then only if it is a groklab run directory).
+    """
+    config = as_config(config)
+    check_metric_names(config.eval.metrics)
+    run_dir = prepare_run_dir(out or default_run_dir(config.name), overwrite)
+    run_dir.write_config(config)
+    trainer = Trainer.create(config, run_dir)
+    _write_split(trainer, run_dir)
+    return _finish(trainer, trainer.fit(progress))
+
+
+def resume(directory: Union[str, Path], progress: bool = True, steps: Optional[int] = None) -> Run:
+    """Continue a killed run from its newest checkpoint to the metrics an uninterrupted run
+    would have produced (exactly so on CPU). ``steps`` extends a finished run."""
+    run_dir = RunDir(directory)
+    if not run_dir.path.is_dir():
+        raise GroklabError(f"cannot resume {run_dir.path}: no such directory")
+    config = run_dir.read_config()
+    if steps is not None:
+        config = config.override(f"train.steps={steps}")
+        run_dir.write_config(config)
+    check_metric_names(config.eval.metrics)
+    trainer = Trainer.create(config, run_dir)
+    trainer.restore_latest()
+    return _finish(trainer, trainer.fit(progress))
+
+
+def load(directory: Union[str, Path]) -> Run:
+    """Read a finished run directory back: config, metrics as a DataFrame, summary."""
+    run_dir = RunDir(directory)
+    return Run(run_dir.path, run_dir.read_config(), run_dir.read_metrics(), run_dir.read_summary())
+
+
+def _write_split(trainer: Trainer, run_dir: RunDir) -> None:
+    table, data = trainer.data.table, trainer.data
+    is_train = torch.zeros(len(table), dtype=torch.bool)
+    is_train[data.train_idx] = True
+    pd.DataFrame(
+        {"a": table.pairs[:, 0].numpy(), "b": table.pairs[:, 1].numpy(), "label": table.labels.numpy(), "train": is_train.numpy()}
+    ).to_parquet(run_dir.split_file, index=False)
+
+
+def _finish(trainer: Trainer, outcome: dict[str, Any]) -> Run:
+    config, run_dir = trainer.config, trainer.run_dir
+    metrics = pd.DataFrame(trainer.rows)
+    final = trainer.rows[-1]
+    summary = {
+        "steps": trainer.step,
+        "wall_seconds": round(outcome["wall_seconds"], 3),
+        **{k: final[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")},
+        **grokking_times(metrics, config.eval),
+        "stopped_early": outcome["stopped_early"],
+        "task": trainer.data.table.description,
+        "n_train": len(trainer.data.train_idx),
+        "n_test": len(trainer.data.test_idx),
+        "n_params": sum(p.numel() for p in trainer.model.parameters()),
+        "lr_effective": config.lr,
+        "device": str(trainer.device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    run_dir.write_summary(summary)
+    plot_curves(metrics, run_dir.curves_file, title=f"{config.name}: {summary['task']}", times=summary)
+    return Run(run_dir.path, config, metrics, run_dir.read_summary())

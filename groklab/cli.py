@@ -1,0 +1,133 @@
+"""The ``groklab`` command line.
+
+    groklab run [PRESET] [--set key=value ...] [--out DIR] [--overwrite]
+    groklab run --resume DIR [--set train.steps=N]
+    groklab presets
+    groklab show DIR
+
+Bad input prints one line ``groklab: error: ...`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from groklab.errors import GroklabError
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise GroklabError(f"{message} (see 'groklab {self.prog.split()[-1]} --help')")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="groklab", description="Run, measure and control grokking experiments.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run one experiment (default preset if none is named)")
+    run.add_argument("preset", nargs="?", help="preset name (see 'groklab presets'); default: mlp-add")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01"
+    )
+    run.add_argument("--config", help="start from this config.json instead of a preset")
+    run.add_argument("--out", help="run directory (default: runs/<preset>-<timestamp>)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument("--resume", metavar="DIR", help="continue the killed run in DIR from its last checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+    sub.add_parser("presets", help="list the shipped presets, one line each")
+
+    show = sub.add_parser("show", help="print the summary of a run directory")
+    show.add_argument("dir")
+    return parser
+
+
+def _cmd_run(args) -> int:
+    import groklab
+    from groklab.config import Config
+
+    if args.resume:
+        if args.preset or args.config or args.out:
+            raise GroklabError("--resume DIR takes no preset, --config or --out: the run directory holds its config")
+        steps = None
+        for assignment in args.overrides:
+            key, value = groklab.config.parse_override(assignment)
+            if key != "train.steps" or not isinstance(value, int):
+                raise GroklabError(f"--resume allows only --set train.steps=N (an integer), got '{assignment}'")
+            steps = value
+        result = groklab.resume(args.resume, progress=not args.no_progress, steps=steps)
+    else:
+        if args.config and args.preset:
+            raise GroklabError("give a preset or --config FILE, not both")
+        if args.config:
+            try:
+                config = Config.from_json(open(args.config).read())
+            except OSError as e:
+                raise GroklabError(f"cannot read --config {args.config}: {e.strerror}") from None
+        else:
+            config = groklab.load_preset(args.preset or groklab.DEFAULT_PRESET)
+        config = config.override(*args.overrides)
+        if args.print_config:
+            print(config.to_json())
+            return 0
+        result = groklab.run(config, out=args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    _print_summary(result)
+    return 0
+
+
+def _print_summary(result) -> None:
+    s = result.summary
+    fmt = lambda v: "never" if v is None else v  # noqa: E731
+    print(
+        f"\n{result.config.name}: {s['task']}, {s['steps']} steps in {s['wall_seconds']:.1f} s on {s['device']}\n"
+        f"  final   train acc {s['train_acc']:.3f} loss {s['train_loss']:.3g} | test acc {s['test_acc']:.3f} loss {s['test_loss']:.3g}\n"
+        f"  fit at step {fmt(s['t_train_acc'])}, generalised at step {fmt(s['t_test_acc'])}"
+        + (f" (x{s['grok_ratio']:.1f} later)" if s.get("grok_ratio") else "")
+        + f"\n  run directory {result.dir}\n  curves        {result.curves}\n  summary       {result.dir / 'summary.json'}"
+    )
+
+
+def _cmd_presets(args) -> int:
+    from groklab.presets import DEFAULT_PRESET, list_presets
+
+    presets = list_presets()
+    width = max(map(len, presets))
+    for name, description in presets.items():
+        marker = "*" if name == DEFAULT_PRESET else " "
+        print(f"{marker} {name:<{width}}  {description}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    import json
+
+    import groklab
+
+    print(json.dumps(groklab.load(args.dir).summary, indent=2))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``groklab`` command; returns the exit code."""
+    try:
+        args = _build_parser().parse_args(argv)
+        handler = {"run": _cmd_run, "presets": _cmd_presets, "show": _cmd_show}.get(args.command)
+        if handler is None:
+            _build_parser().print_help()
+            return EXIT_BAD_INPUT
+        return handler(args)
+    except GroklabError as e:
+        print(f"groklab: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("groklab: interrupted; resume with 'groklab run --resume DIR'", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

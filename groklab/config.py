@@ -1,0 +1,266 @@
+"""Frozen, validated experiment configs with JSON round-trip and dotted overrides.
+
+A :class:`Config` is the whole recipe of one run: ``config.json`` in a run directory holds
+its resolved form and is enough to rerun the experiment exactly. Keys are dotted paths
+(``optim.lr``, ``model.alpha``, ...) that outside scripts rely on; see ``../shared/DESIGN.md``.
+
+Validation happens when a config is built, so a bad value fails before any training starts,
+with a :class:`~groklab.errors.GroklabError` whose message names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from groklab.errors import GroklabError
+
+__all__ = [
+    "TaskConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "Config",
+    "apply_overrides",
+    "parse_override",
+    "config_from_dict",
+]
+
+
+class _Frozen(BaseModel):
+    # extra="forbid" turns a typo'd key into an error instead of a silently ignored setting.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class TaskConfig(_Frozen):
+    """The data: a binary operation table, split into train and test pairs.
+
+    ``name="modular"`` uses ``op`` on residues mod ``p``; ``name="permutation"`` composes
+    permutations of the symmetric group S_n (a non-abelian control).
+    """
+
+    name: Literal["modular", "permutation"] = "modular"
+    p: int = Field(97, ge=2, description="modulus for the modular task")
+    op: str = Field("x+y", description="operation of the modular task, e.g. 'x+y', 'x/y'")
+    n: int = Field(4, ge=2, le=6, description="degree of the symmetric group S_n")
+    train_frac: float = Field(0.3, description="fraction of all pairs used for training")
+
+    @field_validator("train_frac")
+    @classmethod
+    def _frac_in_open_interval(cls, v: float) -> float:
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"must lie strictly between 0 and 1, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _operation_is_defined(self) -> "TaskConfig":
+        if self.name == "modular":
+            # Imported here: tasks depend on config, not the other way round.
+            from groklab.tasks.modular import check_operation
+
+            check_operation(self.op, self.p)
+        return self
+
+
+class ModelConfig(_Frozen):
+    """The network and its laziness.
+
+    ``mlp``: two-layer MLP on concatenated one-hot operands. ``transformer``: decoder-only
+    transformer on the tokens ``a op b =`` (or ``a b =`` with ``op_token=false``).
+    Laziness (paper 001): the output is ``alpha * (f(theta) - f(theta_0))`` when ``centre``
+    is on, and the learning rate is divided by ``alpha**2`` (``optim.alpha_lr_scaling``).
+    """
+
+    name: Literal["mlp", "transformer"] = "mlp"
+    # --- MLP
+    width: int = Field(256, ge=1, description="hidden width of the MLP")
+    activation: Literal["relu", "gelu", "tanh", "quadratic", "poly"] = "relu"
+    eps: float = Field(0.5, description="poly activation h + eps/2 h^2")
+    bias: bool = True
+    train_readout: bool = True
+    parametrization: Literal["standard", "ntk", "mean_field"] = Field(
+        "standard",
+        description="standard: PyTorch default init; ntk / mean_field: N(0,1) weights, input / sqrt(d_in), "
+        "output / sqrt(width) or / width",
+    )
+    # --- transformer
+    d_model: int = Field(128, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_mlp: int = Field(512, ge=1)
+    n_layers: int = Field(1, ge=1)
+    layernorm: bool = False
+    op_token: bool = True
+    # --- laziness and scales
+    init_scale: float = Field(1.0, gt=0, description="multiplies every initial weight")
+    alpha: float = Field(1.0, gt=0, description="output scale (laziness)")
+    centre: Optional[bool] = Field(None, description="subtract the output at init; null = alpha != 1")
+
+    @property
+    def centred(self) -> bool:
+        """Whether the output at init is subtracted (``centre``, or by default ``alpha != 1``)."""
+        return self.alpha != 1.0 if self.centre is None else self.centre
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "ModelConfig":
+        if self.name == "transformer" and self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        return self
+
+
+class OptimConfig(_Frozen):
+    """Optimiser. ``gd`` is plain full-batch gradient descent; ``adamw`` decouples weight decay,
+    ``sgd`` and ``adam`` add it to the gradient (L2)."""
+
+    name: Literal["gd", "sgd", "adam", "adamw"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up")
+    alpha_lr_scaling: bool = Field(True, description="divide lr by model.alpha**2")
+
+    @model_validator(mode="after")
+    def _gd_has_no_momentum(self) -> "OptimConfig":
+        if self.name == "gd" and self.momentum:
+            raise ValueError("optim.name='gd' is plain gradient descent; use optim.name='sgd' for momentum")
+        return self
+
+
+class TrainConfig(_Frozen):
+    """The loop: how long, on what batches, with which loss, how often to evaluate and save."""
+
+    steps: int = Field(10_000, ge=0)
+    batch_size: Optional[int] = Field(None, ge=1, description="null = full batch")
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    label_scale: float = Field(1.0, gt=0, description="one-hot targets are multiplied by this (mse)")
+    eval_every: int = Field(100, ge=1)
+    checkpoint_every: Optional[int] = Field(1000, ge=1, description="null = only at the end")
+    stop_at_test_acc: Optional[float] = Field(None, gt=0, le=1)
+    stop_patience: int = Field(1, ge=1, description="evaluations test acc must hold the target")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:0, ...")
+
+
+class EvalConfig(_Frozen):
+    """What counts as fitting and as generalising, and which extra metrics to record."""
+
+    train_acc_threshold: float = Field(0.99, gt=0, le=1)
+    test_acc_threshold: float = Field(0.95, gt=0, le=1)
+    loss_threshold: float = Field(0.1, gt=0, description="relative to the loss at step 0")
+    metrics: tuple[str, ...] = Field((), description="scheduled metrics, by registered name")
+    metrics_every: Optional[int] = Field(None, ge=1, description="null = train.eval_every")
+
+
+class Config(_Frozen):
+    """One experiment. Build with keyword arguments, :func:`config_from_dict`, a preset
+    (:func:`groklab.presets.load_preset`) and :func:`apply_overrides`."""
+
+    name: str = "custom"
+    seed: int = 0
+    task: TaskConfig = TaskConfig()
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        if self.optim.name == "gd" and self.train.batch_size is not None:
+            raise ValueError("optim.name='gd' is full-batch; set train.batch_size=null or use optim.name='sgd'")
+        return self
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the optimiser really uses (after alpha scaling)."""
+        scale = self.model.alpha**2 if self.optim.alpha_lr_scaling else 1.0
+        return self.optim.lr / scale
+
+    def to_json(self) -> str:
+        """The whole resolved config as indented JSON."""
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        """Inverse of :meth:`to_json`; raises :class:`GroklabError` on a bad document."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise GroklabError(f"config is not valid JSON: {e}") from None
+        return config_from_dict(data)
+
+    def override(self, *assignments: str) -> "Config":
+        """Return a copy with ``key=value`` assignments applied (see :func:`apply_overrides`)."""
+        return apply_overrides(self, assignments)
+
+
+def _one_line(err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "config"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    if first["type"] in ("literal_error",):
+        return f"{key}: {msg} (got {first['input']!r})"
+    given = first.get("input")
+    suffix = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    return f"{key}: {msg}{suffix}"
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Validate a (possibly partial) nested dict into a :class:`Config`.
+
+    Missing keys take their defaults; unknown keys and bad values raise :class:`GroklabError`.
+    """
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        raise GroklabError(_one_line(e)) from None
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """Split ``'optim.lr=0.1'`` into ``('optim.lr', 0.1)``.
+
+    The value is read as JSON (numbers, true/false, null, lists) and, failing that, kept
+    as a string, so ``task.op=x/y`` and ``optim.lr=1e-3`` both do what one expects.
+    """
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise GroklabError(f"override '{assignment}' is not of the form key=value (e.g. optim.lr=0.01)")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key, value
+
+
+def _known_keys(model: BaseModel, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in model:
+        path = f"{prefix}{name}"
+        keys.extend(_known_keys(value, path + ".") if isinstance(value, BaseModel) else [path])
+    return keys
+
+
+def apply_overrides(config: Config, assignments) -> Config:
+    """Return a new config with dotted ``key=value`` assignments applied, validated as a whole.
+
+    Raises :class:`GroklabError` for an unknown key (listing the known ones nearby) or a
+    value the key does not allow. The input config is never modified.
+    """
+    data = config.model_dump()
+    known = _known_keys(config)
+    for assignment in assignments:
+        key, value = parse_override(assignment)
+        if key not in known:
+            section = key.split(".")[0]
+            nearby = [k for k in known if k.startswith(section + ".")] or [k for k in known if "." not in k]
+            raise GroklabError(f"unknown config key '{key}'; known keys: {', '.join(nearby)}")
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return config_from_dict(data)

@@ -1,0 +1,52 @@
+"""Models: built from a ``ModelConfig`` and the task's vocabulary sizes.
+
+Every model maps operand pairs ``(B, 2)`` to logits ``(B, n_classes)`` and, given a
+``cache`` dict, stores its named activations there, so metrics never reach into a model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groklab.config import ModelConfig
+from groklab.models.laziness import Lazy, frozen_copy
+from groklab.models.mlp import MLP
+from groklab.models.transformer import Transformer
+
+__all__ = ["MLP", "Transformer", "Lazy", "frozen_copy", "build_model"]
+
+
+def build_model(cfg: ModelConfig, n_operands: int, n_classes: int, generator: torch.Generator) -> nn.Module:
+    """The network a model config describes, initialised from ``generator`` (on the CPU,
+    so the same seed gives the same weights on any device), wrapped in :class:`Lazy` when
+    ``alpha != 1`` or centring is on."""
+    if cfg.name == "mlp":
+        net: nn.Module = MLP(
+            n_operands,
+            n_classes,
+            cfg.width,
+            activation_name=cfg.activation,
+            eps=cfg.eps,
+            bias=cfg.bias,
+            train_readout=cfg.train_readout,
+            parametrization=cfg.parametrization,
+            init_scale=cfg.init_scale,
+            generator=generator,
+        )
+    else:
+        net = Transformer(
+            n_operands,
+            n_classes,
+            d_model=cfg.d_model,
+            n_heads=cfg.n_heads,
+            d_mlp=cfg.d_mlp,
+            n_layers=cfg.n_layers,
+            layernorm=cfg.layernorm,
+            op_token=cfg.op_token,
+            init_scale=cfg.init_scale,
+            generator=generator,
+        )
+    if cfg.alpha != 1.0 or cfg.centred:
+        return Lazy(net, cfg.alpha, cfg.centred)
+    return net

@@ -1,0 +1,40 @@
+"""``curves.png``: accuracy, loss and weight norm of one run against (log-scaled) step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import pandas as pd
+
+__all__ = ["plot_curves"]
+
+
+def plot_curves(metrics: pd.DataFrame, path: Path, title: str = "", times: Optional[dict] = None) -> Path:
+    """Draw train/test accuracy, train/test loss and weight norm; mark the grokking times."""
+    steps = metrics["step"].clip(lower=1)  # step 0 on a log axis
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for split, style in (("train", "-"), ("test", "-")):
+        axes[0].plot(steps, metrics[f"{split}_acc"], style, label=split)
+        axes[1].plot(steps, metrics[f"{split}_loss"], style, label=split)
+    axes[2].plot(steps, metrics["weight_norm"], color="tab:green")
+    for key, colour in (("t_train_acc", "tab:blue"), ("t_test_acc", "tab:orange")):
+        if times and times.get(key):
+            axes[0].axvline(times[key], color=colour, ls=":", lw=1)
+    axes[0].set(ylabel="accuracy", ylim=(-0.02, 1.02))
+    axes[1].set(ylabel="loss", yscale="log")
+    axes[2].set(ylabel="weight norm |theta|")
+    for ax in axes:
+        ax.set(xscale="log", xlabel="step")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    axes[1].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

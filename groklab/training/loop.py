@@ -1,0 +1,253 @@
+"""The training loop: step, evaluate on schedule, checkpoint on schedule, stop.
+
+Parts are kept apart so each can be swapped or batched later: the model's parameters and
+the optimiser state live in their own objects, :func:`train_step` is one pure-ish function
+of (model, optimiser, batch), evaluation is a separate no-grad pass, and checkpointing
+flattens the whole state (model, optimiser, schedule, batch order, RNG) to safetensors.
+The loop syncs with the host only when it evaluates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from groklab.config import Config
+from groklab.errors import GroklabError
+from groklab.metrics.registry import MetricContext, compute_metrics
+from groklab.models import build_model
+from groklab.seeding import derive_seed, generator
+from groklab.store.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from groklab.store.rundir import RunDir
+from groklab.tasks import TaskData, build_task
+from groklab.training.batches import Batches
+from groklab.training.objective import accuracy, loss_fn
+from groklab.training.optim import build_optimizer
+
+__all__ = ["Trainer", "resolve_device", "train_step", "evaluate"]
+
+CORE_COLUMNS = ("step", "train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; anything else as torch spells it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """One optimiser update on the batch ``(x, y)``; returns the loss (still on the device)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = objective(model(x), y)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.detach()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    chunk: int = 16384,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy on ``(x, y)``, in chunks so large test sets fit; 0-dim tensors."""
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), device=x.device)
+    for start in range(0, len(y), chunk):
+        xb, yb = x[start : start + chunk], y[start : start + chunk]
+        logits = model(xb)
+        loss_sum += objective(logits, yb) * len(yb)
+        correct += accuracy(logits, yb) * len(yb)
+    return loss_sum / len(y), correct / len(y)
+
+
+def weight_norm(model: nn.Module) -> torch.Tensor:
+    """l2 norm of all trainable parameters together (0-dim tensor)."""
+    return torch.sqrt(sum(p.detach().pow(2).sum() for p in model.parameters()))
+
+
+@dataclass
+class Trainer:
+    """One run's live state. Build with :meth:`create`, then :meth:`fit`."""
+
+    config: Config
+    run_dir: RunDir
+    device: torch.device
+    data: TaskData
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    batches: Batches
+    step: int = 0
+    elapsed: float = 0.0  # wall seconds spent in earlier sessions of this run
+    rows: list[dict[str, float]] = field(default_factory=list)
+    x: dict[str, torch.Tensor] = field(default_factory=dict)  # train/test tensors on the device
+
+    @classmethod
+    def create(cls, config: Config, run_dir: RunDir) -> "Trainer":
+        device = resolve_device(config.train.device)
+        data = build_task(config.task, config.seed)
+        table = data.table
+        model = build_model(config.model, table.n_operands, table.n_classes, generator(config.seed, "init")).to(device)
+        optimizer, schedule = build_optimizer(config, model)
+        x = {
+            "train_x": data.train_x.to(device),
+            "train_y": data.train_y.to(device),
+            "test_x": data.test_x.to(device),
+            "test_y": data.test_y.to(device),
+        }
+        batches = Batches(x["train_x"], x["train_y"], config.train.batch_size, generator(config.seed, "batches", device))
+        return cls(config, run_dir, device, data, model, optimizer, schedule, batches, x=x)
+
+    # ----------------------------------------------------------------- objective
+    def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        t = self.config.train
+        return loss_fn(logits, labels, t.loss, t.label_scale)
+
+    # ----------------------------------------------------------------- evaluation
+    def record(self) -> dict[str, float]:
+        """Evaluate at the current step and append the row (one host sync)."""
+        self.model.eval()
+        train_loss, train_acc = evaluate(self.model, self.x["train_x"], self.x["train_y"], self.objective)
+        test_loss, test_acc = evaluate(self.model, self.x["test_x"], self.x["test_y"], self.objective)
+        values = torch.stack([train_loss, test_loss, train_acc, test_acc, weight_norm(self.model)]).tolist()
+        row = {"step": self.step, **dict(zip(CORE_COLUMNS[1:], values))}
+        ev = self.config.eval
+        if ev.metrics and self.step % (ev.metrics_every or self.config.train.eval_every) == 0:
+            ctx = MetricContext(
+                self.model,
+                self.config,
+                self.x["train_x"],
+                self.x["train_y"],
+                self.x["test_x"],
+                self.x["test_y"],
+                self.step,
+                generator(derive_seed(self.config.seed, "metrics"), str(self.step)),
+            )
+            row.update(compute_metrics(ev.metrics, ctx))
+        self.model.train()
+        self.rows.append(row)
+        return row
+
+    # ----------------------------------------------------------------- checkpoints
+    def save(self, wall: float) -> None:
+        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+        batch_tensors, batch_meta = self.batches.state()
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items() if v is not None}
+        tensors.update(opt_tensors)
+        tensors.update(batch_tensors)
+        meta = {
+            "step": self.step,
+            "elapsed": wall,
+            "optimizer": opt_meta,
+            "schedule": self.schedule.state_dict(),
+            "batches": batch_meta,
+        }
+        self.run_dir.write_metrics(self.rows)  # before the checkpoint: resume trusts rows up to its step
+        save_checkpoint(checkpoint_path(self.run_dir.checkpoints, self.step), tensors, meta)
+
+    def restore_latest(self) -> None:
+        """Load the newest checkpoint of the run directory and the metrics rows up to it."""
+        path = latest_checkpoint(self.run_dir.checkpoints)
+        if path is None:
+            raise GroklabError(f"cannot resume {self.run_dir.path}: it has no checkpoints/step_*.safetensors")
+        tensors, meta = load_checkpoint(path)
+        model_sd = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+        self.model.load_state_dict(model_sd, strict=False)
+        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        self.schedule.load_state_dict(meta["schedule"])
+        self.batches.load_state(tensors, meta["batches"])
+        self.step, self.elapsed = meta["step"], meta["elapsed"]
+        frame = self.run_dir.read_metrics()
+        self.rows = [r for r in frame.to_dict("records") if r["step"] <= self.step]
+
+    # ----------------------------------------------------------------- the loop
+    def fit(self, progress: bool = True) -> dict[str, Any]:
+        """Train to ``train.steps`` (or the early stop); returns wall seconds and stop reason."""
+        t = self.config.train
+        started = time.perf_counter()
+        resumed = bool(self.rows)
+        held = _held_evaluations(self.rows, t.stop_at_test_acc)
+        stopped_early = t.stop_at_test_acc is not None and held >= t.stop_patience
+        bar = tqdm(total=t.steps, initial=self.step, unit="step", disable=not progress, dynamic_ncols=True, leave=True)
+        while True:
+            # A resumed run restarts exactly after its checkpoint: that step is already
+            # evaluated and saved.
+            fresh_step = not resumed
+            resumed = False
+            if fresh_step and (self.step % t.eval_every == 0 or self.step == t.steps):
+                row = self.record()
+                bar.set_postfix_str(_progress_text(row), refresh=False)
+                if t.stop_at_test_acc is not None:
+                    held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
+                    stopped_early = held >= t.stop_patience
+            at_end = self.step >= t.steps or stopped_early
+            due_save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step > 0
+            if fresh_step and (at_end or due_save):
+                self.save(self.elapsed + time.perf_counter() - started)
+            if at_end:
+                break
+            x, y = self.batches.next()
+            train_step(self.model, self.optimizer, self.schedule, x, y, self.objective)
+            self.step += 1
+            bar.update(1)
+        bar.close()
+        return {"wall_seconds": self.elapsed + time.perf_counter() - started, "stopped_early": stopped_early}
+
+
+def _progress_text(row: dict[str, float]) -> str:
+    return (
+        f"train {row['train_acc']:.3f} acc {row['train_loss']:.3g} loss | "
+        f"test {row['test_acc']:.3f} acc {row['test_loss']:.3g} loss"
+    )
+
+
+def _held_evaluations(rows: list[dict[str, float]], target: Optional[float]) -> int:
+    """How many trailing evaluations already held the early-stop target (for resume)."""
+    held = 0
+    if target is not None:
+        for row in reversed(rows):
+            if row["test_acc"] < target:
+                break
+            held += 1
+    return held
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser state_dict into tensors (for safetensors) and JSON metadata."""
+    tensors, scalars = {}, {}
+    for index, slots in state["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    slots: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            slots.setdefault(int(index), {})[key] = value
+    for name, value in meta["scalars"].items():
+        index, key = name.split(".", 1)
+        slots.setdefault(int(index), {})[key] = value
+    return {"state": slots, "param_groups": meta["param_groups"]}

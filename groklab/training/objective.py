@@ -1,0 +1,26 @@
+"""Losses and accuracy on class labels: the one place the loss is defined."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["loss_fn", "accuracy"]
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_scale: float = 1.0) -> torch.Tensor:
+    """Mean loss of ``logits`` (B, C) against integer ``labels`` (B,).
+
+    ``cross_entropy``: the usual softmax cross-entropy. ``mse``: squared error against
+    ``label_scale`` times the one-hot target, averaged over all B x C entries (paper 001's
+    convention; paper 000's 1/(2n) sum |f - y|^2 is C/2 times this).
+    """
+    if kind == "cross_entropy":
+        return F.cross_entropy(logits, labels)
+    target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype) * label_scale  # (B, C)
+    return F.mse_loss(logits, target)
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Fraction of rows whose argmax is the label, as a 0-dim tensor (no host sync)."""
+    return (logits.argmax(-1) == labels).float().mean()

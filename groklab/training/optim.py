@@ -1,0 +1,32 @@
+"""Optimiser and learning-rate schedule from an ``OptimConfig``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groklab.config import Config
+
+__all__ = ["build_optimizer"]
+
+
+def build_optimizer(config: Config, model: nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser over ``model``'s trainable parameters and its warm-up schedule.
+
+    The learning rate is ``config.lr`` (``optim.lr`` divided by ``alpha**2`` when
+    ``optim.alpha_lr_scaling`` is on). ``gd`` and ``sgd`` add weight decay to the gradient;
+    ``adam`` too (L2), ``adamw`` decouples it (Loshchilov & Hutter).
+    """
+    o = config.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name in ("gd", "sgd"):
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=config.lr, momentum=o.momentum, weight_decay=o.weight_decay
+        )
+    else:
+        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        optimizer = cls(params, lr=config.lr, betas=o.betas, weight_decay=o.weight_decay)
+    warmup = o.warmup_steps
+    # Linear warm-up from lr/warmup to lr over the first `warmup` steps, then constant.
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+    return optimizer, schedule

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from groklab.config import ModelConfig
+from groklab.models import MLP, Lazy, Transformer, build_model
+
+P = 7
+
+
+def pairs(n=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, P, (n, 2), generator=g)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh", "quadratic", "poly"])
+@pytest.mark.parametrize("parametrization", ["standard", "ntk", "mean_field"])
+def test_index_path_equals_one_hot_matmul(activation, parametrization):
+    model = MLP(P, P, 16, activation, eps=0.3, parametrization=parametrization, generator=torch.Generator().manual_seed(0))
+    x = pairs()
+    dense = model.one_hot(x)
+    assert dense.shape == (20, 2 * P)
+    torch.testing.assert_close(model(x), model(dense))
+
+
+def test_mlp_against_a_hand_written_forward():
+    g = torch.Generator().manual_seed(1)
+    model = MLP(P, P, 8, "poly", eps=0.5, parametrization="mean_field", bias=False, generator=g)
+    x = pairs(5)
+    onehot = torch.zeros(5, 2 * P)
+    onehot[torch.arange(5), x[:, 0]] = 1
+    onehot[torch.arange(5), P + x[:, 1]] = 1
+    h = onehot @ model.W_in.detach() / (2 * P) ** 0.5
+    expected = (h + 0.25 * h * h) @ model.W_out.detach() / 8
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_fixed_readout_is_not_a_parameter():
+    model = MLP(P, P, 8, train_readout=False, bias=False)
+    names = {n for n, _ in model.named_parameters()}
+    assert names == {"W_in"}
+    assert "W_out" in model.state_dict()
+
+
+def test_init_scale_multiplies_the_weights():
+    a = MLP(P, P, 8, init_scale=1.0, generator=torch.Generator().manual_seed(0))
+    b = MLP(P, P, 8, init_scale=3.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(b.W_in, 3 * a.W_in)
+
+
+@pytest.mark.parametrize("layernorm, n_layers, op_token", [(False, 1, False), (True, 2, True)])
+def test_transformer_fast_attention_equals_explicit_path(layernorm, n_layers, op_token):
+    model = Transformer(P, P, d_model=16, n_heads=2, d_mlp=32, n_layers=n_layers, layernorm=layernorm, op_token=op_token,
+                        generator=torch.Generator().manual_seed(0))
+    x = pairs()
+    cache = {}
+    slow = model(x, cache)
+    torch.testing.assert_close(model(x), slow, atol=1e-5, rtol=1e-5)
+    n_ctx = 4 if op_token else 3
+    pattern = cache["blocks.0.attn.pattern"]
+    assert pattern.shape == (20, 2, n_ctx, n_ctx)
+    # causal: nothing attends to the future, rows sum to one
+    assert torch.all(pattern.triu(1) == 0)
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(20, 2, n_ctx))
+    assert cache["embed"].shape == (20, n_ctx, 16)
+
+
+def test_transformer_tokens():
+    model = Transformer(P, P, d_model=8, n_heads=2, d_mlp=8, op_token=True)
+    assert model.tokens(torch.tensor([[3, 5]])).tolist() == [[3, P, 5, P + 1]]
+
+
+def test_lazy_centres_scales_and_hides_the_initial_copy():
+    torch.manual_seed(0)
+    net = MLP(P, P, 16)
+    lazy = Lazy(net, alpha=3.0, centre=True)
+    x = pairs()
+    torch.testing.assert_close(lazy(x), torch.zeros(20, P))  # centred at init
+    # gradients flow to the live network only, scaled by alpha
+    lazy(x)[:, 0].sum().backward()
+    g_lazy = net.W_out.grad.clone()
+    net.zero_grad()
+    net(x)[:, 0].sum().backward()
+    torch.testing.assert_close(g_lazy, 3.0 * net.W_out.grad)
+    assert {n for n, _ in lazy.named_parameters()} == {f"net.{n}" for n, _ in net.named_parameters()}
+    with torch.no_grad():
+        net.W_out.add_(0.1)
+    expected = 3.0 * (net(x) - lazy.net_0(x))
+    torch.testing.assert_close(lazy(x), expected)
+    assert not torch.allclose(net(x), lazy.net_0(x))
+
+
+def test_build_model_wraps_only_when_needed():
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert isinstance(build_model(ModelConfig(), P, P, g()), MLP)
+    assert isinstance(build_model(ModelConfig(alpha=2.0), P, P, g()), Lazy)
+    assert isinstance(build_model(ModelConfig(centre=True), P, P, g()), Lazy)
+    assert isinstance(build_model(ModelConfig(name="transformer", d_model=8, n_heads=2), P, P, g()), Transformer)
+    # same seed -> same weights
+    torch.testing.assert_close(build_model(ModelConfig(), P, P, g()).W_in, build_model(ModelConfig(), P, P, g()).W_in)

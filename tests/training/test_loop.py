@@ -1,0 +1,104 @@
+import pandas as pd
+import pytest
+
+import groklab
+from groklab.training import loop
+from tests.conftest import tiny
+
+
+def test_a_tiny_mlp_really_groks(tmp_path):
+    # x+y mod 23 from 60% of the table: fits within ~100 steps, generalises ~1000 later.
+    config = tiny(
+        task={"p": 23, "train_frac": 0.6},
+        model={"width": 64, "activation": "quadratic"},
+        optim={"name": "adamw", "lr": 0.01, "weight_decay": 1.0},
+        train={"steps": 1500, "eval_every": 25, "checkpoint_every": None},
+    )
+    run = groklab.run(config, out=tmp_path / "run", progress=False)
+    s = run.summary
+    assert s["train_acc"] == 1.0
+    assert s["test_acc"] >= 0.95, s
+    assert s["t_test_acc"] >= 4 * s["t_train_acc"]  # generalised well after it fit
+
+
+def test_run_directory_contract(tmp_path):
+    run = groklab.run(tiny(eval={"metrics": ["layer_norms"]}), out=tmp_path / "run", progress=False)
+    d = tmp_path / "run"
+    for name in ("config.json", "metrics.parquet", "summary.json", "split.parquet", "curves.png"):
+        assert (d / name).is_file(), name
+    assert sorted(p.name for p in (d / "checkpoints").iterdir()) == ["step_00000020.safetensors", "step_00000040.safetensors"]
+    metrics = pd.read_parquet(d / "metrics.parquet")
+    assert list(metrics.columns[:6]) == ["step", "train_loss", "test_loss", "train_acc", "test_acc", "weight_norm"]
+    assert "norm.W_in" in metrics.columns
+    assert metrics["step"].tolist() == [0, 10, 20, 30, 40]
+    for key in ("steps", "wall_seconds", "train_loss", "test_loss", "train_acc", "test_acc", "t_train_acc", "t_test_acc",
+                "t_train_loss", "t_test_loss", "grok_delay", "grokked"):
+        assert key in run.summary, key
+    loaded = groklab.load(d)
+    assert loaded.config == run.config
+    pd.testing.assert_frame_equal(loaded.metrics, metrics)
+    split = pd.read_parquet(d / "split.parquet")
+    assert len(split) == 121 and split["train"].sum() == round(0.5 * 121)
+
+
+def test_weight_norm_column_is_the_l2_norm_of_the_parameters(tmp_path):
+    run = groklab.run(tiny(train={"steps": 0}), out=tmp_path / "run", progress=False)
+    trainer = loop.Trainer.create(run.config, groklab.store.rundir.RunDir(tmp_path / "x"))
+    expected = sum(float((p.detach() ** 2).sum()) for p in trainer.model.parameters()) ** 0.5
+    assert run.metrics["weight_norm"].iloc[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_early_stop_once_test_accuracy_holds(tmp_path):
+    config = tiny(
+        task={"p": 23, "train_frac": 0.6},
+        model={"width": 64, "activation": "quadratic"},
+        optim={"lr": 0.01, "weight_decay": 1.0},
+        train={"steps": 3000, "eval_every": 25, "checkpoint_every": None, "stop_at_test_acc": 0.9, "stop_patience": 2},
+    )
+    run = groklab.run(config, out=tmp_path / "run", progress=False)
+    assert run.summary["stopped_early"] and run.summary["steps"] < 3000
+    assert (run.metrics["test_acc"].iloc[-2:] >= 0.9).all()
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "sections",
+    [
+        {},  # full batch AdamW
+        {"train": {"batch_size": 16}, "optim": {"name": "adam", "warmup_steps": 7}},  # minibatch order + schedule
+        {"optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "model": {"alpha": 2.0}},  # momentum + laziness
+        {"model": {"name": "transformer", "d_model": 16, "n_heads": 2, "d_mlp": 32, "n_layers": 2, "layernorm": True},
+         "train": {"batch_size": 20}},
+    ],
+)
+def test_resume_after_a_kill_gives_identical_metrics(tmp_path, monkeypatch, sections):
+    config = tiny(**sections)
+    full = groklab.run(config, out=tmp_path / "full", progress=False)
+
+    real_step, calls = loop.train_step, {"n": 0}
+
+    def dying_step(*args):
+        calls["n"] += 1
+        if calls["n"] == 27:  # after the step-20 checkpoint, before the step-40 one
+            raise _Killed
+        return real_step(*args)
+
+    monkeypatch.setattr(loop, "train_step", dying_step)
+    with pytest.raises(_Killed):
+        groklab.run(config, out=tmp_path / "killed", progress=False)
+    monkeypatch.setattr(loop, "train_step", real_step)
+    assert not (tmp_path / "killed" / "summary.json").exists()
+
+    resumed = groklab.resume(tmp_path / "killed", progress=False)
+    pd.testing.assert_frame_equal(resumed.metrics, full.metrics, check_exact=True)
+    assert resumed.summary["steps"] == full.summary["steps"]
+
+
+def test_resume_can_extend_a_finished_run(tmp_path):
+    short = groklab.run(tiny(train={"steps": 20}), out=tmp_path / "a", progress=False)
+    longer = groklab.resume(short.dir, progress=False, steps=40)
+    full = groklab.run(tiny(train={"steps": 40}), out=tmp_path / "b", progress=False)
+    pd.testing.assert_frame_equal(longer.metrics, full.metrics, check_exact=True)
