@@ -3,6 +3,7 @@
     groklab run [PRESET] [--set key=value ...] [--out DIR] [--overwrite]
     groklab run --resume DIR [--set train.steps=N]
     groklab presets
+    groklab reproduce NAME [--quick] [--out DIR]  |  groklab reproduce --list
     groklab show DIR
 
 Bad input prints one line ``groklab: error: ...`` and exits with code 2.
@@ -41,6 +42,14 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
     sub.add_parser("presets", help="list the shipped presets, one line each")
+
+    rep = sub.add_parser("reproduce", help="run the recipe behind one figure of a paper")
+    rep.add_argument("name", nargs="?", help="recipe name (see --list)")
+    rep.add_argument("--list", action="store_true", help="list the recipes with the claim each tests")
+    rep.add_argument("--quick", action="store_true", help="the small size (minutes on a laptop CPU)")
+    rep.add_argument("--out", help="output directory (default: runs/reproduce/NAME[-quick])")
+    rep.add_argument("--overwrite", action="store_true", help="replace an earlier reproduction in --out")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     show = sub.add_parser("show", help="print the summary of a run directory")
     show.add_argument("dir")
@@ -103,6 +112,23 @@ def _cmd_presets(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from groklab.recipes import list_recipes, reproduce
+
+    if args.list:
+        recipes = list_recipes()
+        width = max(map(len, recipes))
+        for name, summary in recipes.items():
+            print(f"{name:<{width}}  {summary}")
+        return 0
+    if not args.name:
+        raise GroklabError("name a recipe (see 'groklab reproduce --list')")
+    verdict = reproduce(args.name, out=args.out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress)
+    status = "SUPPORTED" if verdict["supported"] else "NOT SUPPORTED"
+    print(f"\n{verdict['recipe']}: {status}\n  claim: {verdict['claim']}\n  notes: {verdict['notes']}")
+    return 0
+
+
 def _cmd_show(args) -> int:
     import json
 
@@ -116,7 +142,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``groklab`` command; returns the exit code."""
     try:
         args = _build_parser().parse_args(argv)
-        handler = {"run": _cmd_run, "presets": _cmd_presets, "show": _cmd_show}.get(args.command)
+        handler = {"run": _cmd_run, "presets": _cmd_presets, "reproduce": _cmd_reproduce, "show": _cmd_show}.get(args.command)
         if handler is None:
             _build_parser().print_help()
             return EXIT_BAD_INPUT

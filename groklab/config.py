@@ -23,6 +23,12 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "EvalConfig",
+    "PerturbConfig",
+    "MIConfig",
+    "AbelianConfig",
+    "BarlowConfig",
+    "GrokfastConfig",
+    "InterventionsConfig",
     "Config",
     "apply_overrides",
     "parse_override",
@@ -153,6 +159,97 @@ class EvalConfig(_Frozen):
     metrics_every: Optional[int] = Field(None, ge=1, description="null = train.eval_every")
 
 
+class PerturbConfig(_Frozen):
+    """Perturbed training (paper 000, section 3.2): the dense one-hot input of every training
+    step gets Gaussian noise of standard deviation ``sigma = max(lambda1 * (1 - train_acc),
+    lambda2)`` per coordinate, where ``train_acc`` is the training accuracy of the latest
+    evaluation (every ``train.eval_every`` steps, on the clean training set). The paper writes
+    the noise as N(0, sigma I); we read sigma as the standard deviation. On when either lambda
+    is positive; MLP only (the transformer reads token ids, which cannot be perturbed)."""
+
+    lambda1: float = Field(0.0, ge=0, description="noise scale times the training error")
+    lambda2: float = Field(0.0, ge=0, description="noise floor")
+
+    @property
+    def on(self) -> bool:
+        return self.lambda1 > 0 or self.lambda2 > 0
+
+
+class MIConfig(_Frozen):
+    """MI-regularised training (paper 000, section 4.3): the loss gets ``- weight * I(R_x; R_f)``,
+    the matrix mutual information between the Gram matrices of the (one-hot, possibly perturbed)
+    inputs and of the logits of the batch, so minimising the loss maximises the information."""
+
+    weight: float = Field(0.0, ge=0, description="0 = off")
+    order: float = Field(1.0, gt=0, description="matrix Renyi order (1 = von Neumann)")
+    max_samples: Optional[int] = Field(
+        512, ge=2, description="at most this many rows of each batch, drawn afresh each step; null = all"
+    )
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
+
+
+class AbelianConfig(_Frozen):
+    """Commutativity loss (paper 000, Fig. 10): ``weight`` times the symmetrised KL divergence
+    between the predictions for ``(a, b)`` and ``(b, a)`` on every training batch."""
+
+    weight: float = Field(0.0, ge=0, description="0 = off")
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
+
+
+class BarlowConfig(_Frozen):
+    """Barlow Twins regulariser (Zbontar et al. 2021; paper 000, Fig. 14) between the activations
+    of ``layer`` on two views of the batch: the batch itself and a copy with Gaussian input noise
+    of standard deviation ``sigma`` (``view='noise'``, MLP only) or with the operands swapped
+    (``view='swap'``, any model). The loss is ``weight`` times ``sum_i (1 - C_ii)^2 +
+    off_diagonal * sum_{i != j} C_ij^2``, divided by the width ``d``, for the cross-correlation
+    ``C`` (d x d) of the batch-standardised activations."""
+
+    weight: float = Field(0.0, ge=0, description="0 = off")
+    layer: Optional[str] = Field(None, description="cache key; null = 'hidden' (MLP) or 'resid_final' (transformer)")
+    view: Literal["noise", "swap"] = "noise"
+    sigma: float = Field(0.1, ge=0, description="input noise of the second view (view='noise')")
+    off_diagonal: float = Field(5e-3, ge=0, description="weight of the redundancy-reduction term")
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
+
+
+class GrokfastConfig(_Frozen):
+    """Grokfast gradient filters (Lee et al. 2024), applied after backward, before the update:
+    ``grad <- grad + lamb * filtered(grad)``. ``ema``: ``filtered = alpha * filtered +
+    (1 - alpha) * grad`` (started at the first gradient); ``ma``: the mean of the last ``window``
+    gradients, applied only once the window is full when ``warmup``. Lee et al. use
+    ``alpha=0.98, lamb=2`` (EMA) and ``window=100, lamb=5`` (MA)."""
+
+    filter: Literal["none", "ema", "ma"] = "none"
+    lamb: float = Field(2.0, ge=0)
+    alpha: float = Field(0.98, ge=0, lt=1)
+    window: int = Field(100, ge=1)
+    warmup: bool = True
+
+    @property
+    def on(self) -> bool:
+        return self.filter != "none"
+
+
+class InterventionsConfig(_Frozen):
+    """Interventions on training (see :mod:`groklab.interventions`); all off by default and
+    freely combined."""
+
+    perturb: PerturbConfig = PerturbConfig()
+    mi: MIConfig = MIConfig()
+    abelian: AbelianConfig = AbelianConfig()
+    barlow: BarlowConfig = BarlowConfig()
+    grokfast: GrokfastConfig = GrokfastConfig()
+
+
 class Config(_Frozen):
     """One experiment. Build with keyword arguments, :func:`config_from_dict`, a preset
     (:func:`groklab.presets.load_preset`) and :func:`apply_overrides`."""
@@ -164,11 +261,28 @@ class Config(_Frozen):
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    interventions: InterventionsConfig = InterventionsConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
         if self.optim.name == "gd" and self.train.batch_size is not None:
             raise ValueError("optim.name='gd' is full-batch; set train.batch_size=null or use optim.name='sgd'")
+        return self
+
+    @model_validator(mode="after")
+    def _interventions_fit_the_model(self) -> "Config":
+        iv = self.interventions
+        if self.model.name != "mlp":
+            if iv.perturb.on:
+                raise ValueError(
+                    "interventions.perturb adds noise to dense one-hot inputs, which only model.name='mlp' takes "
+                    "(the transformer reads token ids)"
+                )
+            if iv.barlow.on and iv.barlow.view == "noise":
+                raise ValueError(
+                    "interventions.barlow.view='noise' perturbs dense one-hot inputs, which only model.name='mlp' "
+                    "takes; use interventions.barlow.view='swap' with the transformer"
+                )
         return self
 
     @property

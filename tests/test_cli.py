@@ -108,3 +108,20 @@ def test_console_script_exit_code_and_stderr(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "task.train_frac" in proc.stderr
+
+
+def test_config_file_reruns_a_run_exactly(tmp_path, capsys):
+    first = tmp_path / "first"
+    assert run_cli(capsys, "run", "--out", str(first), *TINY)[0] == 0
+    code, _, _ = run_cli(capsys, "run", "--config", str(first / "config.json"), "--out", str(tmp_path / "again"), "--no-progress")
+    assert code == 0
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(pd.read_parquet(first / "metrics.parquet"), pd.read_parquet(tmp_path / "again" / "metrics.parquet"))
+    code, out, _ = run_cli(capsys, "show", str(first))
+    assert code == 0 and json.loads(out)["steps"] == 10
+
+
+def test_resume_rejects_other_overrides(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", "--resume", str(tmp_path), "--set", "optim.lr=1")
+    assert_one_line_error(code, err, "only --set train.steps")
