@@ -1,0 +1,85 @@
+"""Interventions on training: perturbed inputs, regularisers, gradient filters (one file each).
+
+Each is a config block under ``interventions.*``, off by default, and any combination can be
+on at once::
+
+    groklab run --set interventions.perturb.lambda1=0.5 --set interventions.grokfast.filter=ema
+
+==============  ==============================  ============================================
+block           turned on by                    hook
+==============  ==============================  ============================================
+``perturb``     ``lambda1`` or ``lambda2`` > 0  ``transform_batch``: noisy dense inputs
+``mi``          ``weight`` > 0                  ``extra_loss``: ``- weight * I(x; logits)``
+``abelian``     ``weight`` > 0                  ``extra_loss``: KL of f(a,b) and f(b,a)
+``barlow``      ``weight`` > 0                  ``extra_loss``: Barlow Twins on one layer
+``grokfast``    ``filter`` = ema or ma          ``after_backward``: amplify slow gradients
+==============  ==============================  ============================================
+
+The loop sees only the :class:`~groklab.interventions.base.Interventions` composite that
+:func:`build_interventions` returns (the protocol is in :mod:`groklab.interventions.base`).
+Random draws come from one generator per intervention, seeded from ``(seed, name)`` on the
+training device, whose state is checkpointed with the intervention's buffers.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groklab.config import Config
+from groklab.errors import GroklabError
+from groklab.interventions.abelian import AbelianRegulariser
+from groklab.interventions.barlow import BarlowTwins, barlow_twins_loss
+from groklab.interventions.base import NO_INTERVENTIONS, Intervention, Interventions, swap_operands
+from groklab.interventions.grokfast import Grokfast
+from groklab.interventions.mi import MIRegulariser
+from groklab.interventions.perturb import Perturb, perturb_sigma
+from groklab.metrics.robustness import embedding
+from groklab.seeding import generator
+
+__all__ = [
+    "Intervention",
+    "Interventions",
+    "NO_INTERVENTIONS",
+    "Perturb",
+    "MIRegulariser",
+    "AbelianRegulariser",
+    "BarlowTwins",
+    "Grokfast",
+    "build_interventions",
+    "perturb_sigma",
+    "barlow_twins_loss",
+    "swap_operands",
+]
+
+
+def build_interventions(config: Config, model: nn.Module, device: torch.device) -> Interventions:
+    """The interventions ``config.interventions`` turns on, in a fixed order: the input
+    perturbation first (the others see its batch), then the loss terms, then the filter."""
+    iv, seed = config.interventions, config.seed
+
+    def rng(name: str) -> torch.Generator:
+        return generator(seed, f"interventions.{name}", device)
+
+    items: list[Intervention] = []
+    if iv.perturb.on:
+        items.append(Perturb(iv.perturb, rng("perturb")))
+    if iv.mi.on:
+        items.append(MIRegulariser(iv.mi, rng("mi")))
+    if iv.abelian.on:
+        items.append(AbelianRegulariser(iv.abelian))
+    if iv.barlow.on:
+        _check_layer(model, iv.barlow.layer, device)
+        items.append(BarlowTwins(iv.barlow, rng("barlow")))
+    if iv.grokfast.on:
+        items.append(Grokfast(iv.grokfast))
+    return Interventions(items)
+
+
+def _check_layer(model: nn.Module, layer, device: torch.device) -> None:
+    """Fail before training if the model records no activation ``layer``."""
+    try:
+        with torch.no_grad():
+            embedding(model, torch.zeros(1, 2, dtype=torch.long, device=device), layer)
+    except GroklabError as e:
+        raise GroklabError(f"interventions.barlow.layer: {e}") from None

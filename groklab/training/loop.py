@@ -3,7 +3,9 @@
 Parts are kept apart so each can be swapped or batched later: the model's parameters and
 the optimiser state live in their own objects, :func:`train_step` is one pure-ish function
 of (model, optimiser, batch), evaluation is a separate no-grad pass, and checkpointing
-flattens the whole state (model, optimiser, schedule, batch order, RNG) to safetensors.
+flattens the whole state (model, optimiser, schedule, batch order, RNG, interventions) to
+safetensors. Interventions hook into :func:`train_step` through the protocol of
+:mod:`groklab.interventions.base`; the loop does not know which ones run.
 The loop syncs with the host only when it evaluates.
 """
 
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from groklab.config import Config
 from groklab.errors import GroklabError
+from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interventions
 from groklab.metrics.registry import MetricContext, compute_metrics
 from groklab.models import build_model
 from groklab.seeding import derive_seed, generator
@@ -48,11 +51,22 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    interventions: Interventions = NO_INTERVENTIONS,
 ) -> torch.Tensor:
-    """One optimiser update on the batch ``(x, y)``; returns the loss (still on the device)."""
+    """One optimiser update on the batch ``(x, y)``; returns the loss minimised, intervention
+    terms included (still on the device).
+
+    Interventions may replace the batch, add loss terms and edit the gradients before the update.
+    """
     optimizer.zero_grad(set_to_none=True)
-    loss = objective(model(x), y)
+    x, y = interventions.transform_batch(model, x, y)
+    logits = model(x)
+    loss = objective(logits, y)
+    extra = interventions.extra_loss(model, x, y, logits)
+    if extra is not None:
+        loss = loss + extra
     loss.backward()
+    interventions.after_backward(model)
     optimizer.step()
     schedule.step()
     return loss.detach()
@@ -98,6 +112,7 @@ class Trainer:
     elapsed: float = 0.0  # wall seconds spent in earlier sessions of this run
     rows: list[dict[str, float]] = field(default_factory=list)
     x: dict[str, torch.Tensor] = field(default_factory=dict)  # train/test tensors on the device
+    interventions: Interventions = field(default_factory=Interventions)
 
     @classmethod
     def create(cls, config: Config, run_dir: RunDir) -> "Trainer":
@@ -113,7 +128,10 @@ class Trainer:
             "test_y": data.test_y.to(device),
         }
         batches = Batches(x["train_x"], x["train_y"], config.train.batch_size, generator(config.seed, "batches", device))
-        return cls(config, run_dir, device, data, model, optimizer, schedule, batches, x=x)
+        interventions = build_interventions(config, model, device)
+        return cls(
+            config, run_dir, device, data, model, optimizer, schedule, batches, x=x, interventions=interventions
+        )
 
     # ----------------------------------------------------------------- objective
     def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -141,6 +159,7 @@ class Trainer:
                 generator(derive_seed(self.config.seed, "metrics"), str(self.step)),
             )
             row.update(compute_metrics(ev.metrics, ctx))
+        row.update(self.interventions.on_evaluate(row))
         self.model.train()
         self.rows.append(row)
         return row
@@ -149,15 +168,18 @@ class Trainer:
     def save(self, wall: float) -> None:
         opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
         batch_tensors, batch_meta = self.batches.state()
+        iv_tensors, iv_meta = self.interventions.state()
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items() if v is not None}
         tensors.update(opt_tensors)
         tensors.update(batch_tensors)
+        tensors.update(iv_tensors)
         meta = {
             "step": self.step,
             "elapsed": wall,
             "optimizer": opt_meta,
             "schedule": self.schedule.state_dict(),
             "batches": batch_meta,
+            "interventions": iv_meta,
         }
         self.run_dir.write_metrics(self.rows)  # before the checkpoint: resume trusts rows up to its step
         save_checkpoint(checkpoint_path(self.run_dir.checkpoints, self.step), tensors, meta)
@@ -173,6 +195,7 @@ class Trainer:
         self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
         self.schedule.load_state_dict(meta["schedule"])
         self.batches.load_state(tensors, meta["batches"])
+        self.interventions.load_state(tensors, meta.get("interventions", {}))
         self.step, self.elapsed = meta["step"], meta["elapsed"]
         frame = self.run_dir.read_metrics()
         self.rows = [r for r in frame.to_dict("records") if r["step"] <= self.step]
@@ -204,7 +227,7 @@ class Trainer:
             if at_end:
                 break
             x, y = self.batches.next()
-            train_step(self.model, self.optimizer, self.schedule, x, y, self.objective)
+            train_step(self.model, self.optimizer, self.schedule, x, y, self.objective, self.interventions)
             self.step += 1
             bar.update(1)
         bar.close()

@@ -1,0 +1,26 @@
+"""Commutativity loss (paper 000, Fig. 10): pull the predictions for (a, b) and (b, a) together.
+
+    loss += weight * abelian_loss(model(a, b), model(b, a))
+
+with :func:`groklab.metrics.group_laws.abelian_loss` (the symmetrised KL divergence of the two
+predictive distributions). The swapped batch costs one extra forward pass; both orders get
+gradient. With perturbed training on, the swapped batch carries the same noise, swapped.
+"""
+
+from __future__ import annotations
+
+from groklab.config import AbelianConfig
+from groklab.interventions.base import Intervention, swap_operands
+from groklab.metrics.group_laws import abelian_loss
+
+__all__ = ["AbelianRegulariser"]
+
+
+class AbelianRegulariser(Intervention):
+    name = "abelian"
+
+    def __init__(self, cfg: AbelianConfig):
+        self.weight = cfg.weight
+
+    def extra_loss(self, model, x, y, logits):
+        return self.weight * abelian_loss(logits, model(swap_operands(x)))

@@ -1,0 +1,396 @@
+"""Scheduled metrics of paper 000 (robustness viewpoint), registered by name.
+
+Ask for them with ``--set eval.metrics='["matrix_info","sharpness",...]'``. Each returns
+``{column: float}``; the columns it adds to ``metrics.parquet`` are:
+
+====================  ====================================================================
+metric                columns
+====================  ====================================================================
+``matrix_info``       ``matrix_info.pe``, ``.pmi`` (at ``MATRIX_INFO_SIGMA``), ``.pe_clean``,
+                      ``.pmi_clean`` (sigma = 0), ``.mid``, ``.ed`` (Defs. 4.1-4.4)
+``sharpness``         ``sharpness``: Hutchinson estimate of tr(Hessian of the training loss)
+``top_eigenvalue``    ``top_eigenvalue``: largest Hessian eigenvalue (power iteration)
+``input_grad_norm``   ``input_grad_norm``: mean |d loss_i / d x_i| at the one-hot inputs
+``robustness``        ``robustness_radius``: eps(W) of Theorem 3.2
+``sparsity_entropy``  ``sparsity_entropy.logit_entropy_a1`` / ``_a2`` (matrix entropy of the
+                      logits, orders 1 and 2), ``.logit_sparsity``, ``.param_entropy_a1`` /
+                      ``_a2``, ``.param_sparsity`` (Figs. 19, 20; sparsity = l1/l2 / sqrt(N))
+``nn_accuracy``       ``nn_accuracy.embedding``, ``nn_accuracy.logits``: 1-NN (cosine)
+                      accuracy of test pairs against training pairs (Fig. 14b)
+``group_laws``        ``group_laws.abelian_acc``, ``.abelian_logit_dist``,
+                      ``.abelian_embed_dist``, ``.doubling_acc``, ``.zero_identity_acc``,
+                      ``.associativity_acc``, ``.inverse_embed_dist`` (section 5, Figs. 9-18)
+====================  ====================================================================
+
+Data and cost. Every data-based metric but ``group_laws`` and ``nn_accuracy`` reads the
+same fixed, seeded subset of at most ``MAX_SAMPLES`` training pairs (``matrix_info`` the
+first ``MATRIX_INFO_SAMPLES`` of them), seeded by the run seed only, so every step looks at
+the same pairs and a curve is not noise from resampling.
+Stochastic estimators draw from a generator seeded by (run seed, metric, step), so a resumed
+run reproduces them and ``sharpness`` and ``robustness`` use the same probes. Hessian
+metrics cost ``HESSIAN_PROBES`` or up to ``POWER_ITERS`` Hessian-vector products; asking for
+both ``sharpness`` and ``robustness`` estimates the trace twice.
+
+Inputs. Input-space quantities need dense inputs: a model with a ``one_hot(pairs)`` encoder
+(the MLP) is evaluated at ``one_hot(a) ++ one_hot(b)`` plus noise. A model on token ids (the
+transformer) has no input space to perturb, so ``matrix_info.pe``, ``.pmi``, ``.mid``, ``.ed``
+and ``input_grad_norm`` are NaN for it; the clean entropies use the one-hot pair encoding
+as the input layer for every model. Embeddings are read from the model's ``cache``:
+``"hidden"`` (MLP) or ``"resid_final"`` (transformer), whichever the model records.
+
+Matrix entropies of all-zero features (the logits of a centred lazy model at step 0) are
+undefined and recorded as NaN.
+
+The loss whose Hessian is measured is the run's training objective (``train.loss``). The
+paper's theory uses the MSE loss ``1/(2n) sum_i |f(x_i) - onehot(y_i)|^2``; ``train.loss=mse``
+is that loss times 2 / n_classes (see :func:`groklab.training.objective.loss_fn`), so its
+sharpness is the paper's times the same constant.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from groklab.errors import GroklabError
+from groklab.metrics import geometry, group_laws, matrix_info
+from groklab.metrics.registry import MetricContext, register_metric
+from groklab.models.laziness import Lazy
+from groklab.seeding import derive_seed, generator
+from groklab.tasks import build_table
+from groklab.tasks.modular import BinaryOpTable
+from groklab.training.objective import loss_fn
+
+__all__ = [
+    "MATRIX_INFO_SIGMA",
+    "MAX_SAMPLES",
+    "HESSIAN_PROBES",
+    "POWER_ITERS",
+    "ROBUSTNESS_LIPSCHITZ",
+    "EMBED_KEYS",
+    "unwrap",
+    "n_operands",
+    "dense_inputs",
+    "one_hot_pairs",
+    "embedding",
+    "cayley_table",
+]
+
+MATRIX_INFO_SIGMA = 0.1  # noise std per input coordinate for PE / PMI / MID / ED
+MAX_SAMPLES = 1024  # training pairs the data-based metrics look at
+MATRIX_INFO_SAMPLES = 512  # of those, matrix_info uses the first (its n x n eigvalsh dominates)
+HESSIAN_PROBES = 4  # Rademacher probes of the Hutchinson trace estimate
+POWER_ITERS = 20  # Hessian-vector products of the top-eigenvalue power iteration (at most)
+POWER_TOL = 1e-3  # relative change of the Rayleigh quotient that stops it
+ROBUSTNESS_LIPSCHITZ = 0.0  # L of Theorem 3.2 (unknown; 0 gives the largest radius the bound allows)
+NN_MAX_REFERENCES = 8192  # training pairs the 1-NN classifier searches
+NN_MAX_QUERIES = 2048  # test pairs it classifies
+MAX_GROUP_PAIRS = 4096  # pairs (a, b) of the commutativity tests; more -> a seeded subset
+EMBED_KEYS = ("hidden", "resid_final")  # cache keys read as "the embedding", first present wins
+_CHUNK = 16384
+
+
+# --------------------------------------------------------------------------------------
+# model probes (also used by groklab.interventions)
+# --------------------------------------------------------------------------------------
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a :class:`~groklab.models.laziness.Lazy` wrapper (or the model)."""
+    return model.net if isinstance(model, Lazy) else model
+
+
+def n_operands(model: nn.Module) -> int:
+    """How many distinct operands the model reads (its input vocabulary)."""
+    base = unwrap(model)
+    if not hasattr(base, "n_operands"):
+        raise GroklabError(f"{type(base).__name__} is not a model of a binary operation (no n_operands)")
+    return base.n_operands
+
+
+def dense_inputs(model: nn.Module, pairs: Tensor) -> Optional[Tensor]:
+    """The model's own dense encoding ``(B, d_in)`` of operand pairs ``(B, 2)``, or None for a
+    model on token ids (no ``one_hot`` encoder)."""
+    base = unwrap(model)
+    return base.one_hot(pairs) if hasattr(base, "one_hot") else None
+
+
+def one_hot_pairs(pairs: Tensor, n: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``one_hot(a) ++ one_hot(b)``, ``(B, 2 n)``: the input layer of any model on n operands."""
+    return torch.cat([F.one_hot(pairs[:, 0], n), F.one_hot(pairs[:, 1], n)], 1).to(dtype)
+
+
+def embedding(model: nn.Module, x: Tensor, key: Optional[str] = None) -> Tensor:
+    """Activations ``(B, d)`` (flattened) that ``model(x, cache)`` records under ``key``;
+    ``key=None`` takes the first of :data:`EMBED_KEYS` the model records."""
+    cache: dict = {}
+    model(x, cache)
+    if key is None:
+        key = next((k for k in EMBED_KEYS if k in cache), None)
+        if key is None:
+            raise GroklabError(f"the model records none of {EMBED_KEYS} in its cache; it records {sorted(cache)}")
+    elif key not in cache:
+        raise GroklabError(f"the model records no activation '{key}'; it records {', '.join(sorted(cache))}")
+    return cache[key].reshape(len(x), -1)
+
+
+@functools.lru_cache(maxsize=8)
+def cayley_table(task_config) -> Optional[Tensor]:
+    """``(m, m)`` table ``T[a, b] = a . b`` of the task, or None when the task is no binary
+    operation on one set, or its table is incomplete (``x/y`` leaves out ``y = 0``).
+    Cached per (frozen) task config; do not modify the returned tensor."""
+    table = build_table(task_config)
+    if not isinstance(table, BinaryOpTable):
+        return None
+    m = table.n_operands
+    if table.n_classes != m or len(table) != m * m:
+        return None
+    out = torch.empty(m, m, dtype=torch.long)
+    out[table.pairs[:, 0], table.pairs[:, 1]] = table.labels
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# private helpers
+# --------------------------------------------------------------------------------------
+
+
+def _rng(ctx: MetricContext, purpose: str) -> torch.Generator:
+    """A CPU generator for one metric at one step, independent of the other metrics."""
+    return generator(derive_seed(ctx.config.seed, f"metrics.{purpose}"), str(ctx.step))
+
+
+def _subset(n: int, k: int, ctx: MetricContext, purpose: str, device: torch.device) -> Tensor:
+    """Indices of a fixed (seed-only, same at every step) random subset of at most k of n,
+    in random order, so any prefix is a random subset too."""
+    if n <= k:
+        return torch.arange(n, device=device)
+    g = generator(ctx.config.seed, f"metrics.subset.{purpose}")
+    return torch.randperm(n, generator=g)[:k].to(device)
+
+
+def _train_subset(ctx: MetricContext) -> tuple[Tensor, Tensor]:
+    idx = _subset(len(ctx.train_y), MAX_SAMPLES, ctx, "train", ctx.train_x.device)
+    return ctx.train_x[idx], ctx.train_y[idx]
+
+
+def _objective(ctx: MetricContext) -> Callable[[Tensor, Tensor], Tensor]:
+    t = ctx.config.train
+    return lambda logits, labels: loss_fn(logits, labels, t.loss, t.label_scale)
+
+
+def _forward(model: nn.Module, x: Tensor) -> Tensor:
+    return torch.cat([model(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+
+
+def _embed(model: nn.Module, x: Tensor) -> Tensor:
+    return torch.cat([embedding(model, x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
+
+
+def _params(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+
+
+def _training_loss_fn(ctx: MetricContext) -> tuple[Callable[[dict], Tensor], dict[str, Tensor]]:
+    """``loss(params)`` on the training subset, through the model's explicit (cache) path,
+    which every attention backend can differentiate twice."""
+    x, y = _train_subset(ctx)
+    objective = _objective(ctx)
+    model = ctx.model
+
+    def loss(params: dict) -> Tensor:
+        return objective(torch.func.functional_call(model, params, (x,), {"cache": {}}), y)
+
+    return loss, _params(model)
+
+
+def _defined(fn: Callable[..., Tensor], *args) -> float:
+    """``float(fn(*args))``, or NaN where a matrix entropy is undefined (all-zero features,
+    e.g. the logits of a centred lazy model at initialisation)."""
+    try:
+        return float(fn(*args))
+    except ValueError:
+        return float("nan")
+
+
+def _noise(shape: torch.Size, g: torch.Generator, like: Tensor) -> Tensor:
+    return torch.randn(shape, generator=g, dtype=like.dtype).to(like.device)
+
+
+# --------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------
+
+
+@register_metric("matrix_info")
+@torch.no_grad()
+def matrix_info_metric(ctx: MetricContext) -> dict[str, float]:
+    """PE, PMI at ``MATRIX_INFO_SIGMA`` and at 0, and MID, ED on the training subset.
+
+    The input layer is the one-hot pair encoding (plus noise); the noise is drawn once from a
+    seed-only generator, so every step perturbs the same pairs by the same noise.
+    """
+    pairs = _train_subset(ctx)[0][:MATRIX_INFO_SAMPLES]
+    model = ctx.model
+    clean_x = one_hot_pairs(pairs, n_operands(model))
+    logits = _forward(model, pairs)
+    pe0 = _defined(matrix_info.renyi_entropy, logits)
+    pmi0 = _defined(matrix_info.mutual_information, clean_x, logits)
+    out = {"matrix_info.pe_clean": pe0, "matrix_info.pmi_clean": pmi0}
+    dense = dense_inputs(model, pairs)
+    if dense is None:
+        nan = float("nan")
+        return {"matrix_info.pe": nan, "matrix_info.pmi": nan, **out, "matrix_info.mid": nan, "matrix_info.ed": nan}
+    noisy = dense + MATRIX_INFO_SIGMA * _noise(dense.shape, generator(ctx.config.seed, "metrics.matrix_info"), dense)
+    noisy_logits = _forward(model, noisy)
+    pe = _defined(matrix_info.renyi_entropy, noisy_logits)
+    pmi = _defined(matrix_info.mutual_information, noisy, noisy_logits)
+    return {
+        "matrix_info.pe": pe,
+        "matrix_info.pmi": pmi,
+        **out,
+        "matrix_info.mid": abs(pmi - pmi0),
+        "matrix_info.ed": abs(pe - pe0),
+    }
+
+
+@register_metric("sharpness")
+def sharpness_metric(ctx: MetricContext) -> dict[str, float]:
+    """Hutchinson estimate of tr(H), H the Hessian of the training loss (on the subset)."""
+    loss, params = _training_loss_fn(ctx)
+    return {"sharpness": geometry.hessian_trace(loss, params, HESSIAN_PROBES, _rng(ctx, "sharpness"))}
+
+
+@register_metric("top_eigenvalue")
+def top_eigenvalue_metric(ctx: MetricContext) -> dict[str, float]:
+    """Largest eigenvalue of the training-loss Hessian by power iteration."""
+    loss, params = _training_loss_fn(ctx)
+    value = geometry.top_hessian_eigenvalue(loss, params, POWER_ITERS, _rng(ctx, "top_eigenvalue"), POWER_TOL)
+    return {"top_eigenvalue": value}
+
+
+@register_metric("input_grad_norm")
+def input_grad_norm_metric(ctx: MetricContext) -> dict[str, float]:
+    """Mean over training pairs of |d loss_i / d x_i|_2 at the one-hot inputs (NaN without them).
+
+    Sample i's loss depends on x_i only, so the per-sample gradients are the rows of the
+    gradient of ``n * mean loss``; the loss stays the one of :mod:`groklab.training.objective`.
+    """
+    pairs, labels = _train_subset(ctx)
+    dense = dense_inputs(ctx.model, pairs)
+    if dense is None:
+        return {"input_grad_norm": float("nan")}
+    x = dense.detach().requires_grad_(True)
+    with torch.enable_grad():
+        total = _objective(ctx)(ctx.model(x), labels) * len(labels)
+        (grad,) = torch.autograd.grad(total, x)
+    return {"input_grad_norm": float(torch.linalg.vector_norm(grad, dim=1).mean())}
+
+
+@register_metric("robustness")
+def robustness_metric(ctx: MetricContext) -> dict[str, float]:
+    """Radius eps(W) of Theorem 3.2 with n = all training pairs, min |x_i|^2 of the one-hot
+    inputs (= 2), |W|_F^2 over all trainable parameters, S from the same Hutchinson probes as
+    ``sharpness`` and L = ``ROBUSTNESS_LIPSCHITZ``. Negative sharpness estimates (possible
+    before interpolation) are clipped to 0, which gives radius 1."""
+    loss, params = _training_loss_fn(ctx)
+    s = geometry.hessian_trace(loss, params, HESSIAN_PROBES, _rng(ctx, "sharpness"))
+    pairs, _ = _train_subset(ctx)
+    min_sq = float(one_hot_pairs(pairs, n_operands(ctx.model)).pow(2).sum(1).min())
+    frob_sq = float(sum(p.pow(2).sum() for p in params.values()))
+    radius = geometry.robustness_radius(len(ctx.train_y), min_sq, frob_sq, max(s, 0.0), ROBUSTNESS_LIPSCHITZ)
+    return {"robustness_radius": radius}
+
+
+@register_metric("sparsity_entropy")
+@torch.no_grad()
+def sparsity_entropy_metric(ctx: MetricContext) -> dict[str, float]:
+    """Matrix entropy (orders 1, 2) and l1/l2 sparsity of the logits on the training subset,
+    and entropy (orders 1, 2) and sparsity of the parameter magnitudes (paper Figs. 19, 20).
+    Sparsities are normalised to (0, 1] (divided by sqrt(N)); low means sparse."""
+    pairs, _ = _train_subset(ctx)
+    logits = _forward(ctx.model, pairs)
+    params = list(_params(ctx.model).values())
+    flat = torch.cat([p.reshape(-1) for p in params])
+    return {
+        "sparsity_entropy.logit_entropy_a1": _defined(matrix_info.renyi_entropy, logits, 1.0),
+        "sparsity_entropy.logit_entropy_a2": _defined(matrix_info.renyi_entropy, logits, 2.0),
+        "sparsity_entropy.logit_sparsity": float(geometry.sparsity(logits, dim=-1, normalize=True)),
+        "sparsity_entropy.param_entropy_a1": _defined(geometry.parameter_entropy, params, 1.0),
+        "sparsity_entropy.param_entropy_a2": _defined(geometry.parameter_entropy, params, 2.0),
+        "sparsity_entropy.param_sparsity": float(geometry.sparsity(flat, normalize=True)),
+    }
+
+
+@register_metric("nn_accuracy")
+@torch.no_grad()
+def nn_accuracy_metric(ctx: MetricContext) -> dict[str, float]:
+    """1-nearest-neighbour (cosine) accuracy of test pairs, labelled by the nearest training
+    pair, in embedding and in logit space (paper Fig. 14b). Fixed subsets of at most
+    ``NN_MAX_REFERENCES`` training and ``NN_MAX_QUERIES`` test pairs."""
+    device = ctx.train_x.device
+    ref = _subset(len(ctx.train_y), NN_MAX_REFERENCES, ctx, "nn_ref", device)
+    qry = _subset(len(ctx.test_y), NN_MAX_QUERIES, ctx, "nn_query", device)
+    rx, ry, qx, qy = ctx.train_x[ref], ctx.train_y[ref], ctx.test_x[qry], ctx.test_y[qry]
+    model = ctx.model
+    return {
+        "nn_accuracy.embedding": geometry.nearest_neighbour_accuracy(_embed(model, rx), ry, _embed(model, qx), qy),
+        "nn_accuracy.logits": geometry.nearest_neighbour_accuracy(_forward(model, rx), ry, _forward(model, qx), qy),
+    }
+
+
+@register_metric("group_laws")
+@torch.no_grad()
+def group_laws_metric(ctx: MetricContext) -> dict[str, float]:
+    """Group-law tests of paper 000, section 5, on the model's predictions (no labels needed
+    except where the true table defines the law).
+
+    ``abelian_acc`` (Fig. 9): fraction of pairs (a, b) with argmax f(a,b) == argmax f(b,a),
+    over all m^2 pairs (a seeded subset when more than ``MAX_GROUP_PAIRS``); ``abelian_logit_dist``
+    (Fig. 11) and ``abelian_embed_dist`` (Fig. 18): mean l2 distance between the logits /
+    embeddings of (a, b) and (b, a); ``associativity_acc`` (Fig. 16): (x.x).x == x.(x.x) with
+    the inner product decoded by argmax; ``doubling_acc`` (x.x == true square),
+    ``zero_identity_acc`` (x.e == x and e.x == x) and ``inverse_embed_dist`` (mean distance of
+    embed(x, x^-1) to their mean, Fig. 14a) need the true table, and are NaN where the task's
+    table is incomplete (``x/y``) or has no identity / inverses (e.g. ``x-y``).
+    """
+    model, device = ctx.model, ctx.train_x.device
+    m = n_operands(model)
+    n_classes = _forward(model, ctx.train_x[:1]).shape[-1]
+
+    def predict(a: Tensor, b: Tensor) -> Tensor:
+        return _forward(model, torch.stack([a, b], 1))
+
+    def embed(a: Tensor, b: Tensor) -> Tensor:
+        return _embed(model, torch.stack([a, b], 1))
+
+    a, b = group_laws.all_pairs(m)
+    keep = _subset(m * m, MAX_GROUP_PAIRS, ctx, "group_pairs", torch.device("cpu"))
+    a, b = a[keep].to(device), b[keep].to(device)
+    nan = float("nan")
+    out = {
+        "group_laws.abelian_acc": group_laws.abelian_accuracy(predict, a, b),
+        "group_laws.abelian_logit_dist": group_laws.abelian_logit_distance(predict, a, b),
+        "group_laws.abelian_embed_dist": group_laws.abelian_embedding_distance(embed, a, b),
+        "group_laws.doubling_acc": nan,
+        "group_laws.zero_identity_acc": nan,
+        "group_laws.associativity_acc": nan,
+        "group_laws.inverse_embed_dist": nan,
+    }
+    if n_classes == m:  # predictions can be fed back as operands
+        out["group_laws.associativity_acc"] = group_laws.associativity_accuracy(predict, torch.arange(m, device=device))
+    table = cayley_table(ctx.config.task)
+    if table is None:
+        return out
+    table = table.to(device)
+    out["group_laws.doubling_acc"] = group_laws.doubling_accuracy(predict, table)
+    try:
+        out["group_laws.zero_identity_acc"] = group_laws.zero_identity_accuracy(predict, table)
+        out["group_laws.inverse_embed_dist"] = group_laws.inverse_embedding_distance(embed, table)
+    except ValueError:  # no identity or no unique inverses: not a group
+        pass
+    return out
