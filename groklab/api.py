@@ -92,6 +92,8 @@ def load(directory: Union[str, Path]) -> Run:
 
 def _write_split(trainer: Trainer, run_dir: RunDir) -> None:
     table, data = trainer.data.table, trainer.data
+    if table is None:  # not a binary-operation task: the split is a function of (config, seed)
+        return
     is_train = torch.zeros(len(table), dtype=torch.bool)
     is_train[data.train_idx] = True
     pd.DataFrame(
@@ -109,9 +111,9 @@ def _finish(trainer: Trainer, outcome: dict[str, Any]) -> Run:
         **{k: final[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")},
         **grokking_times(metrics, config.eval),
         "stopped_early": outcome["stopped_early"],
-        "task": trainer.data.table.description,
-        "n_train": len(trainer.data.train_idx),
-        "n_test": len(trainer.data.test_idx),
+        "task": trainer.data.description,
+        "n_train": len(trainer.data.train_y),
+        "n_test": len(trainer.data.test_y),
         "n_params": sum(p.numel() for p in trainer.model.parameters()),
         "lr_effective": config.lr,
         "device": str(trainer.device),

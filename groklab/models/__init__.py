@@ -17,10 +17,11 @@ from groklab.models.transformer import Transformer
 __all__ = ["MLP", "Transformer", "Lazy", "frozen_copy", "build_model"]
 
 
-def build_model(cfg: ModelConfig, n_operands: int, n_classes: int, generator: torch.Generator) -> nn.Module:
-    """The network a model config describes, initialised from ``generator`` (on the CPU,
-    so the same seed gives the same weights on any device), wrapped in :class:`Lazy` when
-    ``alpha != 1`` or centring is on."""
+def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) -> nn.Module:  # noqa: F821
+    """The network a model config describes for a task's data, initialised from ``generator``
+    (on the CPU, so the same seed gives the same weights on any device), wrapped in
+    :class:`Lazy` when ``alpha != 1`` or centring is on."""
+    n_operands, n_classes = data.n_operands, data.output_dim
     if cfg.name == "mlp":
         net: nn.Module = MLP(
             n_operands,

@@ -1,8 +1,15 @@
-"""Tasks: data that is a deterministic function of (task config, seed)."""
+"""Tasks: data that is a deterministic function of (task config, seed).
+
+Every task becomes a :class:`TaskData`: train/test inputs and targets plus what a model
+needs to know about their shape. Binary-operation tasks give operand pairs ``(N, 2)`` and
+class labels; dense tasks give float inputs ``(N, d)``; regression tasks give float
+targets and ``n_classes=None``. New tasks register a builder with :func:`register_task`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 
@@ -10,43 +17,86 @@ from groklab.config import TaskConfig
 from groklab.seeding import generator
 from groklab.tasks.modular import BinaryOpTable, modular_table, permutation_table, split
 
-__all__ = ["TaskData", "build_task", "build_table"]
+__all__ = ["TaskData", "build_task", "build_table", "register_task", "TASKS"]
 
 
 @dataclass(frozen=True)
 class TaskData:
-    """A table with its train/test split; ``train_x`` are operand pairs ``(N, 2)``."""
+    """Train and test sets of one task.
 
-    table: BinaryOpTable
-    train_idx: torch.Tensor  # (N_train,)
-    test_idx: torch.Tensor  # (N_test,)
+    ``n_operands`` is set for binary-operation tasks (inputs are operand pairs ``(N, 2)``,
+    long) and ``input_dim`` for dense tasks (inputs ``(N, input_dim)``, float).
+    ``n_classes`` is the number of output classes, or None for regression, whose targets are
+    float ``(N,)`` or ``(N, n_outputs)``. ``table`` and the split indices are kept for
+    binary-operation tasks so the split can be saved.
+    """
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    description: str
+    n_classes: Optional[int] = None
+    n_operands: Optional[int] = None
+    input_dim: Optional[int] = None
+    n_outputs: int = 1
+    table: Optional[BinaryOpTable] = None
+    train_idx: Optional[torch.Tensor] = None
+    test_idx: Optional[torch.Tensor] = None
 
     @property
-    def train_x(self) -> torch.Tensor:
-        return self.table.pairs[self.train_idx]
+    def is_regression(self) -> bool:
+        return self.n_classes is None
 
     @property
-    def train_y(self) -> torch.Tensor:
-        return self.table.labels[self.train_idx]
-
-    @property
-    def test_x(self) -> torch.Tensor:
-        return self.table.pairs[self.test_idx]
-
-    @property
-    def test_y(self) -> torch.Tensor:
-        return self.table.labels[self.test_idx]
+    def output_dim(self) -> int:
+        """Width of the model's output: classes, or regression outputs."""
+        return self.n_outputs if self.n_classes is None else self.n_classes
 
 
-def build_table(task: TaskConfig) -> BinaryOpTable:
-    """The full operation table a task config describes."""
+TaskBuilder = Callable[[TaskConfig, int], TaskData]
+TASKS: dict[str, TaskBuilder] = {}
+
+
+def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
+    """Decorator registering ``builder(task_config, seed) -> TaskData`` for ``task.name``."""
+
+    def add(builder: TaskBuilder) -> TaskBuilder:
+        TASKS[name] = builder
+        return builder
+
+    return add
+
+
+def build_table(task: TaskConfig) -> Optional[BinaryOpTable]:
+    """The full operation table of a binary-operation task, or None for other tasks."""
     if task.name == "permutation":
         return permutation_table(task.n)
-    return modular_table(task.p, task.op)
+    if task.name == "modular":
+        return modular_table(task.p, task.op)
+    return None
+
+
+def _binary_op_task(task: TaskConfig, seed: int) -> TaskData:
+    table = build_table(task)
+    train_idx, test_idx = split(len(table), task.train_frac, generator(seed, "split"))
+    return TaskData(
+        train_x=table.pairs[train_idx],
+        train_y=table.labels[train_idx],
+        test_x=table.pairs[test_idx],
+        test_y=table.labels[test_idx],
+        description=table.description,
+        n_classes=table.n_classes,
+        n_operands=table.n_operands,
+        table=table,
+        train_idx=train_idx,
+        test_idx=test_idx,
+    )
+
+
+TASKS["modular"] = TASKS["permutation"] = _binary_op_task
 
 
 def build_task(task: TaskConfig, seed: int) -> TaskData:
-    """The table and its seeded train/test split."""
-    table = build_table(task)
-    train_idx, test_idx = split(len(table), task.train_frac, generator(seed, "split"))
-    return TaskData(table, train_idx, test_idx)
+    """The train/test data a task config describes, seeded by ``seed``."""
+    return TASKS[task.name](task, seed)

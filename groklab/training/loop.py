@@ -118,8 +118,7 @@ class Trainer:
     def create(cls, config: Config, run_dir: RunDir) -> "Trainer":
         device = resolve_device(config.train.device)
         data = build_task(config.task, config.seed)
-        table = data.table
-        model = build_model(config.model, table.n_operands, table.n_classes, generator(config.seed, "init")).to(device)
+        model = build_model(config.model, data, generator(config.seed, "init")).to(device)
         optimizer, schedule = build_optimizer(config, model)
         x = {
             "train_x": data.train_x.to(device),

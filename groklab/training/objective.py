@@ -9,12 +9,17 @@ __all__ = ["loss_fn", "accuracy"]
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_scale: float = 1.0) -> torch.Tensor:
-    """Mean loss of ``logits`` (B, C) against integer ``labels`` (B,).
+    """Mean loss of ``logits`` (B, C) against integer ``labels`` (B,), or of a regression
+    output (B, k) against float targets (B,) or (B, k).
 
     ``cross_entropy``: the usual softmax cross-entropy. ``mse``: squared error against
-    ``label_scale`` times the one-hot target, averaged over all B x C entries (paper 001's
-    convention; paper 000's 1/(2n) sum |f - y|^2 is C/2 times this).
+    ``label_scale`` times the one-hot target (or the float target), averaged over all
+    entries (paper 001's convention; paper 000's 1/(2n) sum |f - y|^2 is C/2 times this).
     """
+    if labels.is_floating_point():
+        if kind != "mse":
+            raise ValueError("regression targets need train.loss='mse'")
+        return F.mse_loss(logits.reshape(labels.shape), labels * label_scale)
     if kind == "cross_entropy":
         return F.cross_entropy(logits, labels)
     target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype) * label_scale  # (B, C)
@@ -22,5 +27,8 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_scale: 
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Fraction of rows whose argmax is the label, as a 0-dim tensor (no host sync)."""
+    """Fraction of rows whose argmax is the label, as a 0-dim tensor (no host sync);
+    NaN for regression targets, which have no accuracy."""
+    if labels.is_floating_point():
+        return torch.full((), float("nan"), device=logits.device)
     return (logits.argmax(-1) == labels).float().mean()

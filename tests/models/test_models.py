@@ -90,10 +90,14 @@ def test_lazy_centres_scales_and_hides_the_initial_copy():
 
 
 def test_build_model_wraps_only_when_needed():
+    from groklab.config import TaskConfig
+    from groklab.tasks import build_task
+
+    data = build_task(TaskConfig(p=P), seed=0)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    assert isinstance(build_model(ModelConfig(), P, P, g()), MLP)
-    assert isinstance(build_model(ModelConfig(alpha=2.0), P, P, g()), Lazy)
-    assert isinstance(build_model(ModelConfig(centre=True), P, P, g()), Lazy)
-    assert isinstance(build_model(ModelConfig(name="transformer", d_model=8, n_heads=2), P, P, g()), Transformer)
+    assert isinstance(build_model(ModelConfig(), data, g()), MLP)
+    assert isinstance(build_model(ModelConfig(alpha=2.0), data, g()), Lazy)
+    assert isinstance(build_model(ModelConfig(centre=True), data, g()), Lazy)
+    assert isinstance(build_model(ModelConfig(name="transformer", d_model=8, n_heads=2), data, g()), Transformer)
     # same seed -> same weights
-    torch.testing.assert_close(build_model(ModelConfig(), P, P, g()).W_in, build_model(ModelConfig(), P, P, g()).W_in)
+    torch.testing.assert_close(build_model(ModelConfig(), data, g()).W_in, build_model(ModelConfig(), data, g()).W_in)

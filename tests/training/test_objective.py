@@ -21,3 +21,10 @@ def test_cross_entropy_by_hand():
 def test_accuracy():
     logits = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert math.isclose(accuracy(logits, torch.tensor([1, 1, 1])).item(), 2 / 3, rel_tol=1e-6)
+
+
+def test_regression_targets_use_plain_mse_and_have_no_accuracy():
+    out = torch.tensor([[1.0], [3.0]])
+    target = torch.tensor([0.0, 1.0])
+    assert math.isclose(loss_fn(out, target, "mse").item(), (1.0 + 4.0) / 2, rel_tol=1e-6)
+    assert math.isnan(accuracy(out, target).item())
