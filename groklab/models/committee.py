@@ -1,0 +1,105 @@
+"""The committee machine of the lazy-to-rich toy model (paper 001, section 5, eq. 3).
+
+``f(x) = (alpha / N) sum_i v_i phi(s w_i . x)``, ``phi(h) = h + (eps/2) h^2``, with
+``w_i ~ N(0, I_D)`` at init and readouts ``v_i`` fixed to 1 (the paper's minimal model) or
+trainable (appendix 11, eq. 23). The mean over neurons (not ``1/sqrt(N)``) and the output
+scale ``alpha`` follow FORMULAS.md; ``s`` (``input_scale``) is 1 for the paper's
+``x ~ N(0, I/D)`` and ``1/sqrt(D)`` for the ``x ~ N(0, I)`` variant (``h = W x / sqrt(D)``).
+
+Training uses the centred loss ``mean((f(theta, x) - f(theta_0, x) - y)^2)``
+(:func:`centred_mse_loss`) with learning rate ``eta_0 N / alpha^2``: the NTK carries a
+factor ``alpha^2 / N`` (see :mod:`groklab.metrics.toy_model`), which that rate cancels.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+__all__ = ["CommitteeMachine", "centred_mse_loss"]
+
+
+class CommitteeMachine(nn.Module):
+    """Two-layer committee machine ``f(x) = alpha/N sum_i v_i phi(s w_i . x)``.
+
+    Args:
+        D: input dimension.
+        N: number of hidden neurons.
+        alpha: output scale (laziness; large alpha = lazy).
+        eps: weight of the quadratic part of ``phi(h) = h + eps/2 h^2``.
+        train_readouts: if False, ``v`` is a buffer fixed to 1 and only ``W`` is a
+            parameter (so NTKs and optimisers see only ``W``); if True, ``v`` is a parameter.
+        readout_init: ``"ones"`` or ``"gaussian"`` (``v_i ~ N(0, 1)``); only with
+            trainable readouts.
+        input_scale: ``s`` in ``h = s W x``.
+        seed / generator: source of the init ``W ~ N(0, I)`` entrywise; a given
+            ``generator`` takes precedence over ``seed``.
+        dtype: parameter dtype.
+
+    Attributes:
+        W: (N, D) first-layer weights.
+        v: (N,) readouts.
+    """
+
+    def __init__(self, D: int, N: int, *, alpha: float = 1.0, eps: float = 0.0,
+                 train_readouts: bool = False,
+                 readout_init: Literal["ones", "gaussian"] = "ones",
+                 input_scale: float = 1.0, seed: int = 0,
+                 generator: torch.Generator | None = None,
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.D, self.N = D, N
+        self.alpha, self.eps = float(alpha), float(eps)
+        self.input_scale = float(input_scale)
+        self.train_readouts = bool(train_readouts)
+        gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+        self.W = nn.Parameter(torch.randn(N, D, generator=gen, dtype=dtype))  # (N, D)
+        if readout_init == "ones":
+            v = torch.ones(N, dtype=dtype)  # (N,)
+        elif readout_init == "gaussian":
+            if not train_readouts:
+                raise ValueError("fixed readouts are always 1 in the toy model")
+            v = torch.randn(N, generator=gen, dtype=dtype)  # (N,)
+        else:
+            raise ValueError(f"unknown readout_init {readout_init!r}")
+        if train_readouts:
+            self.v = nn.Parameter(v)
+        else:
+            self.register_buffer("v", v)
+
+    def preactivations(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B, N) preactivations ``h_i = s w_i . x``."""
+        return self.input_scale * (x @ self.W.T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B,) network output ``alpha/N sum_i v_i phi(h_i)``."""
+        h = self.preactivations(x)  # (B, N)
+        phi = h + 0.5 * self.eps * h * h
+        return (self.alpha / self.N) * (phi @ self.v)
+
+    def extra_repr(self) -> str:
+        return (f"D={self.D}, N={self.N}, alpha={self.alpha}, eps={self.eps}, "
+                f"train_readouts={self.train_readouts}, input_scale={self.input_scale}")
+
+
+def centred_mse_loss(model: nn.Module, model_at_init_outputs: torch.Tensor,
+                     x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Centred MSE ``mean((f(theta, x) - f(theta_0, x) - y)^2)`` (FORMULAS.md, "Centering").
+
+    Subtracting the init output removes the random function ``f(theta_0, .)`` from the
+    predictor, so the network starts at zero output and the loss depends on the weights
+    only through their change (``wbar - wbar_0``, ``M - M_0`` in the toy model).
+
+    Args:
+        model: any module mapping (B, D) -> (B,) (or (B, C) with matching ``y``).
+        model_at_init_outputs: ``f(theta_0, x)``, same shape as ``model(x)``, computed
+            once under ``torch.no_grad()`` on the same ``x``.
+        x: (B, D) inputs.
+        y: targets, same shape as ``model(x)``.
+
+    Returns:
+        scalar loss (no factor 1/2).
+    """
+    return ((model(x) - model_at_init_outputs - y) ** 2).mean()
