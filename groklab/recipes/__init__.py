@@ -88,8 +88,12 @@ def recipe(name: str, paper: str, claim: str) -> Callable[[Callable[[RecipeConte
 
 
 def _load_all() -> None:
-    # Importing the modules registers their recipes.
-    from groklab.recipes import lazyrich, robust  # noqa: F401
+    # Importing every module of this package registers its recipes.
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def list_recipes() -> dict[str, str]:
