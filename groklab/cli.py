@@ -92,11 +92,20 @@ def _cmd_run(args) -> int:
 def _print_summary(result) -> None:
     s = result.summary
     fmt = lambda v: "never" if v is None else v  # noqa: E731
+    regression = s["train_acc"] is None or s["train_acc"] != s["train_acc"]  # null / NaN: no accuracy
+    if regression:  # grokking times from the losses (0.1 x initial)
+        num = lambda v: "nan" if v is None else f"{v:.3g}"  # noqa: E731  (a diverged run stores null)
+        final = f"  final   train loss {num(s['train_loss'])} | test loss {num(s['test_loss'])}\n"
+        times = f"  train loss fell 10x at step {fmt(s['t_train_loss'])}, test loss at step {fmt(s['t_test_loss'])}"
+    else:
+        final = (f"  final   train acc {s['train_acc']:.3f} loss {s['train_loss']:.3g} | test acc {s['test_acc']:.3f} "
+                 f"loss {s['test_loss']:.3g}\n")
+        times = (f"  fit at step {fmt(s['t_train_acc'])}, generalised at step {fmt(s['t_test_acc'])}"
+                 + (f" (x{s['grok_ratio']:.1f} later)" if s.get("grok_ratio") else ""))
     print(
         f"\n{result.config.name}: {s['task']}, {s['steps']} steps in {s['wall_seconds']:.1f} s on {s['device']}\n"
-        f"  final   train acc {s['train_acc']:.3f} loss {s['train_loss']:.3g} | test acc {s['test_acc']:.3f} loss {s['test_loss']:.3g}\n"
-        f"  fit at step {fmt(s['t_train_acc'])}, generalised at step {fmt(s['t_test_acc'])}"
-        + (f" (x{s['grok_ratio']:.1f} later)" if s.get("grok_ratio") else "")
+        + final
+        + times
         + f"\n  run directory {result.dir}\n  curves        {result.curves}\n  summary       {result.dir / 'summary.json'}"
     )
 

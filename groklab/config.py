@@ -48,11 +48,34 @@ class TaskConfig(_Frozen):
     permutations of the symmetric group S_n (a non-abelian control).
     """
 
-    name: Literal["modular", "permutation"] = "modular"
+    name: Literal["modular", "permutation", "polynomial", "images", "teacher"] = "modular"
     p: int = Field(97, ge=2, description="modulus for the modular task")
     op: str = Field("x+y", description="operation of the modular task, e.g. 'x+y', 'x/y'")
     n: int = Field(4, ge=2, le=6, description="degree of the symmetric group S_n")
     train_frac: float = Field(0.3, description="fraction of all pairs used for training")
+    # --- polynomial (paper 001's toy model): x ~ N(0, I/d), beta_k ~ N(0, I_d)
+    d: int = Field(100, ge=1, description="polynomial task: input dimension D")
+    n_train: int = Field(
+        550, ge=1, description="polynomial task: training points P; images: seeded subset of the training "
+        "images (Omnigrok: 1000); teacher: Gaussian training inputs (Omnigrok: 100)"
+    )
+    n_test: int = Field(
+        1000, ge=1, description="polynomial task: fresh test points; images: seeded subset of the test images "
+        "(MNIST's t10k has 10000; digits has 1797 - n_train left); teacher: Gaussian test inputs (Omnigrok: 100)"
+    )
+    target: Literal["quadratic", "hermite"] = Field(
+        "quadratic",
+        description="polynomial task: 'quadratic' y = 0.5 sum_k (beta_k . x)^2 over n_directions; "
+        "'hermite' y = He_degree(z)/sqrt(degree!), z the unit-variance projection on beta",
+    )
+    degree: int = Field(2, ge=0, le=12, description="polynomial task: Hermite degree (target='hermite')")
+    n_directions: int = Field(1, ge=1, description="polynomial task: directions of a multi-index quadratic")
+    # --- images (groklab.tasks.images): MNIST IDX files or scikit-learn's bundled 8x8 digits
+    dataset: Literal["digits", "mnist"] = Field(
+        "digits", description="images task: 'digits' (scikit-learn's bundled 8x8 digits, no download) or 'mnist' "
+        "(the four IDX files in task.path)"
+    )
+    path: Optional[str] = Field(None, description="images task: directory of the MNIST IDX files (raw or .gz)")
 
     @field_validator("train_frac")
     @classmethod
@@ -62,12 +85,23 @@ class TaskConfig(_Frozen):
         return v
 
     @model_validator(mode="after")
+    def _mnist_has_a_path(self) -> "TaskConfig":
+        if self.name == "images" and self.dataset == "mnist" and not self.path:
+            raise ValueError(
+                "task.dataset='mnist' needs task.path, the directory holding the MNIST IDX files "
+                "(groklab never downloads); or use task.dataset='digits'"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _operation_is_defined(self) -> "TaskConfig":
         if self.name == "modular":
             # Imported here: tasks depend on config, not the other way round.
             from groklab.tasks.modular import check_operation
 
             check_operation(self.op, self.p)
+        if self.name == "polynomial" and self.target == "hermite" and self.n_directions != 1:
+            raise ValueError("task.target='hermite' is single-index; set task.n_directions=1")
         return self
 
 
@@ -80,9 +114,15 @@ class ModelConfig(_Frozen):
     is on, and the learning rate is divided by ``alpha**2`` (``optim.alpha_lr_scaling``).
     """
 
-    name: Literal["mlp", "transformer"] = "mlp"
+    name: Literal["mlp", "transformer", "committee"] = "mlp"
+    # committee (paper 001's toy model, polynomial task only): f = alpha/N sum_i v_i phi(w_i . x),
+    # phi(h) = h + eps/2 h^2, N = width, w_i ~ N(0, I); readouts v_i = 1, trained iff train_readout
     # --- MLP
     width: int = Field(256, ge=1, description="hidden width of the MLP")
+    depth: int = Field(
+        1, ge=1, description="MLP hidden layers: 1 = the two-layer W_in/W_out net; 2 = e.g. Omnigrok's "
+        "784-200-200-10 (extra layers W_mid.0, ...)"
+    )
     activation: Literal["relu", "gelu", "tanh", "quadratic", "poly"] = "relu"
     eps: float = Field(0.5, description="poly activation h + eps/2 h^2")
     bias: bool = True
@@ -270,6 +310,17 @@ class Config(_Frozen):
         return self
 
     @model_validator(mode="after")
+    def _toy_model_fits_the_task(self) -> "Config":
+        poly, committee = self.task.name == "polynomial", self.model.name == "committee"
+        if committee and not poly:
+            raise ValueError("model.name='committee' is the toy model of task.name='polynomial' (scalar regression)")
+        if poly and not committee:
+            raise ValueError("task.name='polynomial' has dense regression inputs; use model.name='committee'")
+        if poly and self.train.loss != "mse":
+            raise ValueError("task.name='polynomial' is regression; set train.loss='mse'")
+        return self
+
+    @model_validator(mode="after")
     def _interventions_fit_the_model(self) -> "Config":
         iv = self.interventions
         if self.model.name != "mlp":
@@ -283,6 +334,18 @@ class Config(_Frozen):
                     "interventions.barlow.view='noise' perturbs dense one-hot inputs, which only model.name='mlp' "
                     "takes; use interventions.barlow.view='swap' with the transformer"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _dense_tasks_fit_the_model(self) -> "Config":
+        # images and teacher give dense float inputs, which only the MLP reads.
+        if self.task.name in ("images", "teacher") and self.model.name != "mlp":
+            raise ValueError(
+                f"task.name='{self.task.name}' gives dense float inputs, which only model.name='mlp' takes "
+                f"(got model.name='{self.model.name}')"
+            )
+        if self.task.name == "teacher" and self.train.loss != "mse":
+            raise ValueError("task.name='teacher' is regression; set train.loss='mse'")
         return self
 
     @property

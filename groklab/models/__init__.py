@@ -1,6 +1,7 @@
 """Models: built from a ``ModelConfig`` and the task's vocabulary sizes.
 
-Every model maps operand pairs ``(B, 2)`` to logits ``(B, n_classes)`` and, given a
+Every model maps operand pairs ``(B, 2)`` (the MLP also dense inputs ``(B, input_dim)``)
+to logits ``(B, n_classes)`` and, given a
 ``cache`` dict, stores its named activations there, so metrics never reach into a model.
 """
 
@@ -10,11 +11,13 @@ import torch
 from torch import nn
 
 from groklab.config import ModelConfig
+from groklab.errors import GroklabError
+from groklab.models.committee import CommitteeMachine
 from groklab.models.laziness import Lazy, frozen_copy
 from groklab.models.mlp import MLP
 from groklab.models.transformer import Transformer
 
-__all__ = ["MLP", "Transformer", "Lazy", "frozen_copy", "build_model"]
+__all__ = ["MLP", "Transformer", "CommitteeMachine", "Lazy", "frozen_copy", "build_model"]
 
 
 def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) -> nn.Module:  # noqa: F821
@@ -22,8 +25,18 @@ def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) 
     (on the CPU, so the same seed gives the same weights on any device), wrapped in
     :class:`Lazy` when ``alpha != 1`` or centring is on."""
     n_operands, n_classes = data.n_operands, data.output_dim
-    if cfg.name == "mlp":
-        net: nn.Module = MLP(
+    if cfg.name == "committee":
+        if data.input_dim is None or not data.is_regression:
+            raise GroklabError("model.name='committee' needs dense inputs and a scalar regression target")
+        # alpha and centring come from the Lazy wrapper below: alpha * (f(theta) - f(theta_0)).
+        net: nn.Module = CommitteeMachine(
+            data.input_dim, cfg.width, alpha=1.0, eps=cfg.eps, train_readouts=cfg.train_readout,
+            generator=generator,
+        )
+        with torch.no_grad():
+            net.W.mul_(cfg.init_scale)  # the weight-scale sweep: w_i ~ N(0, init_scale^2 I)
+    elif cfg.name == "mlp":
+        net = MLP(
             n_operands,
             n_classes,
             cfg.width,
@@ -34,6 +47,9 @@ def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) 
             parametrization=cfg.parametrization,
             init_scale=cfg.init_scale,
             generator=generator,
+            # Dense tasks (images, teacher) give input_dim instead of operand pairs.
+            d_in=None if n_operands is not None else data.input_dim,
+            depth=cfg.depth,
         )
     else:
         net = Transformer(

@@ -73,11 +73,15 @@ class CommitteeMachine(nn.Module):
         """(B, D) -> (B, N) preactivations ``h_i = s w_i . x``."""
         return self.input_scale * (x @ self.W.T)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, D) -> (B,) network output ``alpha/N sum_i v_i phi(h_i)``."""
+    def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        """(B, D) -> (B,) network output ``alpha/N sum_i v_i phi(h_i)``; with ``cache``,
+        stores ``hidden`` (preactivations) and ``logits`` (the output) there."""
         h = self.preactivations(x)  # (B, N)
         phi = h + 0.5 * self.eps * h * h
-        return (self.alpha / self.N) * (phi @ self.v)
+        out = (self.alpha / self.N) * (phi @ self.v)  # (B,)
+        if cache is not None:
+            cache["hidden"], cache["logits"] = h, out
+        return out
 
     def extra_repr(self) -> str:
         return (f"D={self.D}, N={self.N}, alpha={self.alpha}, eps={self.eps}, "

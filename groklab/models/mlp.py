@@ -1,12 +1,17 @@
-"""Two-layer MLP on a pair of one-hot operands.
+"""MLP on a pair of one-hot operands or on dense float inputs, with one or more hidden layers.
 
-    pre = x @ W_in (+ b_in)           x: two concatenated one-hot vectors, (B, 2 * n_operands)
-    f   = phi(pre) @ W_out (+ b_out)   (B, n_classes)
+    pre_0 = x @ W_in (+ b_in)                     x: (B, d_in), d_in = 2 * n_operands or given
+    pre_i = phi(pre_{i-1}) @ W_mid[i-1] (+ b_mid[i-1])   i = 1 .. depth-1, (B, width)
+    f     = phi(pre_{depth-1}) @ W_out (+ b_out)   (B, n_classes)
+
+``depth=1`` is the two-layer network of the modular tasks (only ``W_in`` and ``W_out``);
+``depth=2, width=200`` on 784 inputs is Omnigrok's 784-200-200-10 MNIST MLP.
 
 With index input ``(B, 2)`` the first layer is an embedding lookup: a one-hot row times
 ``W_in`` just selects a row, so ``x @ W_in`` is the sum of two rows of ``W_in``, at a cost
-of O(width) instead of O(n_operands * width). Dense float input ``(B, 2 * n_operands)``
-takes the matmul path, which perturbed-input training and input-gradient metrics need.
+of O(width) instead of O(n_operands * width). Dense float input ``(B, d_in)`` takes the
+matmul path, which dense tasks (images, student-teacher), perturbed-input training and
+input-gradient metrics need.
 """
 
 from __future__ import annotations
@@ -37,19 +42,25 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 
 
 class MLP(nn.Module):
-    """Two-layer perceptron; weights named ``W_in`` (d_in, width) and ``W_out`` (width, d_out).
+    """Perceptron with ``depth`` hidden layers; weights named ``W_in`` (d_in, width),
+    ``W_mid.0 .. W_mid.{depth-2}`` (width, width) (and ``b_mid.*``) between hidden layers,
+    ``W_out`` (width, d_out). Give ``n_operands`` for operand-pair tasks (``d_in = 2 *
+    n_operands``) or ``d_in`` for dense inputs (then ``n_operands=None``).
 
     ``parametrization="standard"``: PyTorch's default ``nn.Linear`` init (uniform with bound
     1/sqrt(fan_in)) times ``init_scale``; no multipliers. ``"ntk"``: weights
     N(0, init_scale^2), ``pre = x @ W_in / sqrt(d_in)``, ``f = phi(pre) @ W_out / sqrt(width)``.
     ``"mean_field"``: as ``ntk`` but ``f = phi(pre) @ W_out / width`` (for phi = x^2 this is
-    FORMULAS.md's output scale 1/(d_in * width) on unnormalised inputs).
+    FORMULAS.md's output scale 1/(d_in * width) on unnormalised inputs). In both, a hidden-to-
+    hidden layer divides by sqrt(width) (1/sqrt(fan_in) in the forward pass).
+    Parameters are drawn in the order W_in, b_in, W_mid.0, b_mid.0, ..., W_out, b_out, so a
+    depth-1 network gets the same weights from the same generator as before depth existed.
     A fixed readout (``train_readout=False``) is a buffer, so optimisers never see it.
     """
 
     def __init__(
         self,
-        n_operands: int,
+        n_operands: Optional[int],
         n_classes: int,
         width: int,
         activation_name: str = "relu",
@@ -59,19 +70,30 @@ class MLP(nn.Module):
         parametrization: str = "standard",
         init_scale: float = 1.0,
         generator: Optional[torch.Generator] = None,
+        d_in: Optional[int] = None,
+        depth: int = 1,
     ):
         super().__init__()
+        if (n_operands is None) == (d_in is None):
+            raise ValueError("MLP needs exactly one of n_operands (operand pairs) and d_in (dense inputs)")
+        if depth < 1:
+            raise ValueError(f"MLP depth must be >= 1 hidden layer, got {depth}")
         self.n_operands = n_operands
-        d_in = 2 * n_operands
+        d_in = 2 * n_operands if d_in is None else d_in
+        self.d_in, self.depth = d_in, depth
         self.phi = activation(activation_name, eps)
         # Forward multipliers keep N(0,1) weights while fixing the scale of each layer.
         self.in_mult = 1.0 if parametrization == "standard" else 1.0 / math.sqrt(d_in)
+        self.mid_mult = 1.0 if parametrization == "standard" else 1.0 / math.sqrt(width)
         self.out_mult = {"standard": 1.0, "ntk": 1.0 / math.sqrt(width), "mean_field": 1.0 / width}[parametrization]
 
         W_in, b_in = self._init_layer(d_in, width, bias, parametrization, init_scale, generator)
+        mids = [self._init_layer(width, width, bias, parametrization, init_scale, generator) for _ in range(depth - 1)]
         W_out, b_out = self._init_layer(width, n_classes, bias, parametrization, init_scale, generator)
         self.W_in = nn.Parameter(W_in)  # (d_in, width)
         self.b_in = nn.Parameter(b_in) if bias else None  # (width,)
+        self.W_mid = nn.ParameterList(nn.Parameter(W) for W, _ in mids)  # depth-1 x (width, width)
+        self.b_mid = nn.ParameterList(nn.Parameter(b) for _, b in mids) if bias else None
         if train_readout:
             self.W_out = nn.Parameter(W_out)  # (width, d_out)
             self.b_out = nn.Parameter(b_out) if bias else None
@@ -95,6 +117,8 @@ class MLP(nn.Module):
 
     def one_hot(self, pairs: torch.Tensor) -> torch.Tensor:
         """Dense input ``(B, 2 * n_operands)`` for operand pairs ``(B, 2)``."""
+        if self.n_operands is None:
+            raise ValueError("this MLP takes dense inputs (d_in), not operand pairs")
         return torch.cat([F.one_hot(pairs[:, 0], self.n_operands), F.one_hot(pairs[:, 1], self.n_operands)], 1).to(
             self.W_in.dtype
         )
@@ -103,9 +127,12 @@ class MLP(nn.Module):
         """Logits ``(B, n_classes)`` for operand pairs ``(B, 2)`` or dense inputs ``(B, d_in)``.
 
         If ``cache`` is a dict, the activations are stored in it under ``"pre"`` (B, width),
-        ``"hidden"`` (B, width) and ``"logits"``.
+        ``"hidden"`` (B, width) (the last hidden layer, which the readout reads) and
+        ``"logits"``; with ``depth > 1`` also ``"pre.{i}"`` and ``"hidden.{i}"`` per layer.
         """
         if x.dtype == torch.long:
+            if self.n_operands is None:
+                raise ValueError("this MLP takes dense float inputs (d_in), not operand pairs")
             # Two row gathers: index_select's backward (index_add) is cheaper on CPU than
             # embedding's sort-based backward or a dense one-hot matmul.
             pre = self.W_in.index_select(0, x[:, 0]) + self.W_in.index_select(0, x[:, 1] + self.n_operands)  # (B, width)
@@ -116,11 +143,23 @@ class MLP(nn.Module):
         if self.b_in is not None:
             pre = pre + self.b_in
         hidden = self.phi(pre)
+        layers = {}
+        for i, W in enumerate(self.W_mid):
+            layers[f"pre.{i}"], layers[f"hidden.{i}"] = pre, hidden
+            pre = hidden @ W  # (B, width)
+            if self.mid_mult != 1.0:
+                pre = pre * self.mid_mult
+            if self.b_mid is not None:
+                pre = pre + self.b_mid[i]
+            hidden = self.phi(pre)
+        if layers:
+            layers[f"pre.{self.depth - 1}"], layers[f"hidden.{self.depth - 1}"] = pre, hidden
         out = hidden @ self.W_out  # (B, n_classes)
         if self.out_mult != 1.0:
             out = out * self.out_mult
         if self.b_out is not None:
             out = out + self.b_out
         if cache is not None:
+            cache.update(layers)
             cache.update(pre=pre, hidden=hidden, logits=out)
         return out

@@ -18,14 +18,18 @@ def plot_curves(metrics: pd.DataFrame, path: Path, title: str = "", times: Optio
     """Draw train/test accuracy, train/test loss and weight norm; mark the grokking times."""
     steps = metrics["step"].clip(lower=1)  # step 0 on a log axis
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    regression = metrics["train_acc"].isna().all()  # regression tasks have no accuracy
     for split, style in (("train", "-"), ("test", "-")):
-        axes[0].plot(steps, metrics[f"{split}_acc"], style, label=split)
+        axes[0].plot(steps, metrics[f"{split}_acc"].fillna(0.0) if regression else metrics[f"{split}_acc"],
+                     style, label=split, alpha=0.0 if regression else 1.0)
         axes[1].plot(steps, metrics[f"{split}_loss"], style, label=split)
     axes[2].plot(steps, metrics["weight_norm"], color="tab:green")
     for key, colour in (("t_train_acc", "tab:blue"), ("t_test_acc", "tab:orange")):
         if times and times.get(key):
             axes[0].axvline(times[key], color=colour, ls=":", lw=1)
     axes[0].set(ylabel="accuracy", ylim=(-0.02, 1.02))
+    if regression:
+        axes[0].text(0.5, 0.5, "regression: no accuracy", ha="center", va="center", transform=axes[0].transAxes)
     axes[1].set(ylabel="loss", yscale="log")
     axes[2].set(ylabel="weight norm |theta|")
     for ax in axes:

@@ -100,3 +100,8 @@ TASKS["modular"] = TASKS["permutation"] = _binary_op_task
 def build_task(task: TaskConfig, seed: int) -> TaskData:
     """The train/test data a task config describes, seeded by ``seed``."""
     return TASKS[task.name](task, seed)
+
+
+from groklab.tasks import polynomial as _polynomial  # noqa: E402,F401  (registers task.name='polynomial')
+from groklab.tasks import images as _images  # noqa: E402,F401  (registers task.name='images')
+from groklab.tasks import teacher as _teacher  # noqa: E402,F401  (registers task.name='teacher')

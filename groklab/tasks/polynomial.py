@@ -248,3 +248,43 @@ def make_hermite_task(D: int, P_train: int, P_test: int, *, degree: int, seed: i
     Shapes: x (P, D), y (P,), ``directions`` (1, D).
     """
     return _make(D, P_train, P_test, 1, seed, input_scale, dtype, "hermite", degree)
+
+
+# ----------------------------------------------------------------------------- task registry
+# ``task.name=polynomial``: the toy model's data as a TaskData (dense float inputs (P, d),
+# float targets (P,), n_classes=None). Imported at the end of ``groklab.tasks``.
+
+from functools import lru_cache  # noqa: E402
+
+from groklab.tasks import TaskData, register_task  # noqa: E402
+
+
+@lru_cache(maxsize=8)
+def _cached(d: int, n_train: int, n_test: int, target: str, degree: int, n_directions: int,
+            seed: int) -> PolynomialData:
+    if target == "hermite":
+        return make_hermite_task(d, n_train, n_test, degree=degree, seed=seed)
+    return make_multi_index_quadratic(d, n_train, n_test, n_directions=n_directions, seed=seed)
+
+
+def polynomial_data(task, seed: int) -> PolynomialData:
+    """The :class:`PolynomialData` of a ``task.name='polynomial'`` config, directions included
+    (metrics rebuild ``beta`` from here: it is a deterministic function of (task, seed)).
+    Cached, so repeated calls are free; the tensors must not be modified."""
+    return _cached(task.d, task.n_train, task.n_test, task.target, task.degree, task.n_directions, seed)
+
+
+@register_task("polynomial")
+def _polynomial_task(task, seed: int) -> TaskData:
+    data = polynomial_data(task, seed)
+    if task.target == "hermite":
+        what = f"y = He_{task.degree}(z)/sqrt({task.degree}!)"
+    elif task.n_directions == 1:
+        what = "y = 0.5 (beta.x)^2"
+    else:
+        what = f"y = 0.5 sum_k (beta_k.x)^2 over {task.n_directions} directions"
+    return TaskData(
+        train_x=data.x_train, train_y=data.y_train, test_x=data.x_test, test_y=data.y_test,
+        description=f"{what}, x ~ N(0, I/{task.d}), {task.n_train} train / {task.n_test} test points",
+        n_classes=None, input_dim=task.d,
+    )

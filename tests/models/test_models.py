@@ -101,3 +101,40 @@ def test_build_model_wraps_only_when_needed():
     assert isinstance(build_model(ModelConfig(name="transformer", d_model=8, n_heads=2), data, g()), Transformer)
     # same seed -> same weights
     torch.testing.assert_close(build_model(ModelConfig(), data, g()).W_in, build_model(ModelConfig(), data, g()).W_in)
+
+
+def test_dense_deep_mlp_against_a_hand_written_forward():
+    g = torch.Generator().manual_seed(0)
+    for parametrization in ("standard", "ntk"):
+        model = MLP(None, 3, 8, "relu", d_in=5, depth=3, parametrization=parametrization, generator=g)
+        names = [n for n, _ in model.named_parameters()]
+        assert {"W_in", "b_in", "W_mid.0", "b_mid.0", "W_mid.1", "b_mid.1", "W_out", "b_out"} == set(names)
+        x = torch.randn(4, 5, generator=g)
+        m_in, m_mid, m_out = (1.0, 1.0, 1.0) if parametrization == "standard" else (5**-0.5, 8**-0.5, 8**-0.5)
+        h = torch.relu(x @ model.W_in * m_in + model.b_in)
+        for W, b in zip(model.W_mid, model.b_mid):
+            h = torch.relu(h @ W * m_mid + b)
+        cache = {}
+        torch.testing.assert_close(model(x, cache), h @ model.W_out * m_out + model.b_out)
+        assert torch.equal(cache["hidden"], cache["hidden.2"]) and cache["hidden.0"].shape == (4, 8)
+
+
+def test_depth_one_keeps_the_old_weights_and_names():
+    a = MLP(P, P, 8, generator=torch.Generator().manual_seed(0))
+    b = MLP(P, P, 8, generator=torch.Generator().manual_seed(0), depth=1)
+    assert list(a.state_dict()) == ["W_in", "b_in", "W_out", "b_out"]
+    for k in a.state_dict():
+        assert torch.equal(a.state_dict()[k], b.state_dict()[k])
+    deep = MLP(P, P, 8, generator=torch.Generator().manual_seed(0), depth=2)
+    assert torch.equal(deep.W_in, a.W_in)  # drawn first either way
+
+
+def test_lazy_deep_mlp_centres_at_init():
+    net = MLP(None, 2, 8, d_in=3, depth=2)
+    lazy = Lazy(net, 4.0, centre=True)
+    x = torch.randn(5, 3)
+    assert torch.allclose(lazy(x), torch.zeros(5, 2))
+    with torch.no_grad():
+        net.W_mid[0].add_(0.1)
+    torch.testing.assert_close(lazy(x), 4.0 * (net(x) - lazy.net_0(x)))
+    assert "net_0.W_mid.0" in dict(lazy.named_buffers())
