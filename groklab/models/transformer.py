@@ -35,12 +35,13 @@ class Attention(nn.Module):
         self.W_V = _normal((n_heads, d_model, d_head), std, generator)
         self.W_O = _normal((n_heads, d_head, d_model), std, generator)
 
-    def forward(self, x: torch.Tensor, cache: Optional[dict], prefix: str) -> torch.Tensor:
-        q = torch.einsum("bpd,hde->bhpe", x, self.W_Q)  # (batch, head, pos, d_head)
+    def forward(self, x: torch.Tensor, cache: Optional[dict], prefix: str, last_only: bool = False) -> torch.Tensor:
+        # last_only: only the final position queries (it sees every position, so no mask).
+        q = torch.einsum("bpd,hde->bhpe", x[:, -1:] if last_only else x, self.W_Q)  # (batch, head, pos, d_head)
         k = torch.einsum("bpd,hde->bhpe", x, self.W_K)
         v = torch.einsum("bpd,hde->bhpe", x, self.W_V)
         if cache is None:
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (batch, head, pos, d_head)
+            z = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)  # (batch, head, pos, d_head)
         else:
             n_pos = x.shape[1]
             scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (batch, head, pos, pos)
@@ -75,8 +76,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(d_model) if layernorm else nn.Identity()
         self.mlp = MLPBlock(d_model, d_mlp, generator, init_scale)
 
-    def forward(self, x, cache, prefix):
-        x = x + self.attn(self.ln1(x), cache, prefix)  # pre-LN residual stream
+    def forward(self, x, cache, prefix, last_only: bool = False):
+        # pre-LN residual stream; with last_only the output keeps just the final position
+        x = (x[:, -1:] if last_only else x) + self.attn(self.ln1(x), cache, prefix, last_only)
         if cache is not None:
             cache[f"{prefix}.resid_mid"] = x
         return x + self.mlp(self.ln2(x), cache, prefix)
@@ -132,8 +134,11 @@ class Transformer(nn.Module):
         x = self.W_E[self.tokens(pairs)] + self.W_pos  # (batch, pos, d_model)
         if cache is not None:
             cache["embed"] = x
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, cache, f"blocks.{i}")
+            # Only the '=' position is read out, so the last block need not compute the
+            # others (about a quarter fewer FLOPs); the cached path keeps every position.
+            x = block(x, cache, f"blocks.{i}", last_only=cache is None and i == last)
         resid = self.ln_final(x[:, -1])  # (batch, d_model)
         logits = resid @ self.W_U  # (batch, n_classes)
         if cache is not None:
