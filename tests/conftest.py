@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs that train in a second or two on one CPU core."""
 
+import pandas as pd
 import pytest
 import torch
 
@@ -29,3 +30,33 @@ def tiny(**sections) -> "Config":  # noqa: F821
 @pytest.fixture
 def tiny_config():
     return tiny
+
+
+class Killed(Exception):
+    """Raised by a patched train_step to simulate a run killed mid-way."""
+
+
+def assert_resume_after_kill_matches(tmp_path, monkeypatch, config, kill_at_call: int = 27):
+    """Run ``config`` uninterrupted; run it again killed at the ``kill_at_call``-th training
+    step (after the step-20 checkpoint of a tiny config); resume; the metrics must be equal."""
+    import groklab
+    from groklab.training import loop
+
+    full = groklab.run(config, out=tmp_path / "full", progress=False)
+    real_step, calls = loop.train_step, {"n": 0}
+
+    def dying_step(*args):
+        calls["n"] += 1
+        if calls["n"] == kill_at_call:
+            raise Killed
+        return real_step(*args)
+
+    monkeypatch.setattr(loop, "train_step", dying_step)
+    with pytest.raises(Killed):
+        groklab.run(config, out=tmp_path / "killed", progress=False)
+    monkeypatch.setattr(loop, "train_step", real_step)
+    assert not (tmp_path / "killed" / "summary.json").exists()
+
+    resumed = groklab.resume(tmp_path / "killed", progress=False)
+    pd.testing.assert_frame_equal(resumed.metrics, full.metrics, check_exact=True)
+    assert resumed.summary["steps"] == full.summary["steps"]

@@ -404,6 +404,11 @@ def perturbed_mutual_information(
     return mutual_information(noisy, forward(noisy), order)
 
 
+def _gap_to_clean(metric, forward: Forward, inputs: Tensor, sigma: float, generator, order: float) -> Tensor:
+    """``|metric(sigma) - metric(0)|``: how far a perturbation moves a matrix-information metric."""
+    return (metric(forward, inputs, sigma, generator, order) - metric(forward, inputs, 0.0, None, order)).abs()
+
+
 def mid(
     forward: Forward,
     inputs: Tensor,
@@ -416,9 +421,7 @@ def mid(
     Args: as :func:`perturbed_entropy`; the noise for ``PMI(sigma)`` is drawn once from
     ``generator``.
     """
-    perturbed = perturbed_mutual_information(forward, inputs, sigma, generator, order)
-    clean = perturbed_mutual_information(forward, inputs, 0.0, None, order)
-    return (perturbed - clean).abs()
+    return _gap_to_clean(perturbed_mutual_information, forward, inputs, sigma, generator, order)
 
 
 def ed(
@@ -433,6 +436,4 @@ def ed(
     Args: as :func:`perturbed_entropy`; the noise for ``PE(sigma)`` is drawn once from
     ``generator``.
     """
-    perturbed = perturbed_entropy(forward, inputs, sigma, generator, order)
-    clean = perturbed_entropy(forward, inputs, 0.0, None, order)
-    return (perturbed - clean).abs()
+    return _gap_to_clean(perturbed_entropy, forward, inputs, sigma, generator, order)

@@ -9,7 +9,7 @@ from groklab.config import PerturbConfig
 from groklab.interventions import Interventions, Perturb
 from groklab.store.rundir import prepare_run_dir
 from groklab.training import loop
-from tests.conftest import tiny
+from tests.conftest import assert_resume_after_kill_matches, tiny
 
 PERTURBED = {"perturb": {"lambda1": 0.6, "lambda2": 0.05}}
 
@@ -89,10 +89,6 @@ def test_each_intervention_changes_the_training_trajectory(tmp_path, base_run, b
     assert other.metrics["train_loss"].iloc[0] == base.metrics["train_loss"].iloc[0]  # same init
 
 
-class _Killed(Exception):
-    pass
-
-
 @pytest.mark.parametrize(
     "sections",
     [
@@ -109,22 +105,4 @@ class _Killed(Exception):
     ],
 )
 def test_resume_with_interventions_gives_identical_metrics(tmp_path, monkeypatch, sections):
-    config = tiny(**sections)
-    full = groklab.run(config, out=tmp_path / "full", progress=False)
-
-    real_step, calls = loop.train_step, {"n": 0}
-
-    def dying_step(*args):
-        calls["n"] += 1
-        if calls["n"] == 27:  # after the step-20 checkpoint, before the step-40 one
-            raise _Killed
-        return real_step(*args)
-
-    monkeypatch.setattr(loop, "train_step", dying_step)
-    with pytest.raises(_Killed):
-        groklab.run(config, out=tmp_path / "killed", progress=False)
-    monkeypatch.setattr(loop, "train_step", real_step)
-
-    resumed = groklab.resume(tmp_path / "killed", progress=False)
-    pd.testing.assert_frame_equal(resumed.metrics, full.metrics, check_exact=True)
-    assert resumed.summary["steps"] == full.summary["steps"]
+    assert_resume_after_kill_matches(tmp_path, monkeypatch, tiny(**sections))

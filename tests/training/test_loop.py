@@ -3,7 +3,7 @@ import pytest
 
 import groklab
 from groklab.training import loop
-from tests.conftest import tiny
+from tests.conftest import assert_resume_after_kill_matches, tiny
 
 
 def test_a_tiny_mlp_really_groks(tmp_path):
@@ -60,10 +60,6 @@ def test_early_stop_once_test_accuracy_holds(tmp_path):
     assert (run.metrics["test_acc"].iloc[-2:] >= 0.9).all()
 
 
-class _Killed(Exception):
-    pass
-
-
 @pytest.mark.parametrize(
     "sections",
     [
@@ -75,26 +71,7 @@ class _Killed(Exception):
     ],
 )
 def test_resume_after_a_kill_gives_identical_metrics(tmp_path, monkeypatch, sections):
-    config = tiny(**sections)
-    full = groklab.run(config, out=tmp_path / "full", progress=False)
-
-    real_step, calls = loop.train_step, {"n": 0}
-
-    def dying_step(*args):
-        calls["n"] += 1
-        if calls["n"] == 27:  # after the step-20 checkpoint, before the step-40 one
-            raise _Killed
-        return real_step(*args)
-
-    monkeypatch.setattr(loop, "train_step", dying_step)
-    with pytest.raises(_Killed):
-        groklab.run(config, out=tmp_path / "killed", progress=False)
-    monkeypatch.setattr(loop, "train_step", real_step)
-    assert not (tmp_path / "killed" / "summary.json").exists()
-
-    resumed = groklab.resume(tmp_path / "killed", progress=False)
-    pd.testing.assert_frame_equal(resumed.metrics, full.metrics, check_exact=True)
-    assert resumed.summary["steps"] == full.summary["steps"]
+    assert_resume_after_kill_matches(tmp_path, monkeypatch, tiny(**sections))
 
 
 def test_resume_can_extend_a_finished_run(tmp_path):
