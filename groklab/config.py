@@ -42,10 +42,12 @@ class _Frozen(BaseModel):
 
 
 class TaskConfig(_Frozen):
-    """The data: a binary operation table, split into train and test pairs.
+    """The data. Each field says which task reads it.
 
-    ``name="modular"`` uses ``op`` on residues mod ``p``; ``name="permutation"`` composes
-    permutations of the symmetric group S_n (a non-abelian control).
+    ``modular``: ``op`` on residues mod ``p``; ``permutation``: composition in S_n (a
+    non-abelian control); both split their full table by ``train_frac``. ``polynomial``:
+    paper 001's toy-model regression in ``d`` dimensions; ``images``: digits or MNIST;
+    ``teacher``: regression on a fixed random teacher MLP; these draw ``n_train``/``n_test``.
     """
 
     name: Literal["modular", "permutation", "polynomial", "images", "teacher"] = "modular"
