@@ -5,8 +5,20 @@ them: ``W_E``, ``W_pos``, per block ``W_Q, W_K, W_V, W_O`` and ``W_in, b_in, W_o
 b_out``, then ``W_U``. ``n_layers=1, layernorm=False`` is Nanda et al.'s model;
 ``n_layers=2, layernorm=True`` is Power et al.'s.
 
-The fast path uses ``scaled_dot_product_attention``; passing a ``cache`` dict takes the
-explicit path that also records attention patterns, and a test checks the two agree.
+Two paths compute the same function:
+
+* the **explicit path** runs every position of every sequence and, given a ``cache``
+  dict, records activations and attention patterns;
+* the **shared-prefix path** (training and evaluation on batches of at least
+  ``n_operands`` pairs) uses causality: the positions before ``b`` (``a`` and ``op``) see
+  only ``a``, so their activations in every layer are a function of ``a`` alone. They are
+  computed once per operand value, ``n_operands`` rows instead of one per pair, and
+  gathered as keys and values for the pairs' own positions; the last block computes only
+  the ``=`` position, the only one read out. On Power et al.'s 2-layer model with batch 512
+  this is about 40% fewer FLOPs per step, and more in evaluation.
+
+A test checks the two paths agree (logits and gradients), and the explicit path against
+an independent per-head implementation.
 """
 
 from __future__ import annotations
@@ -25,6 +37,11 @@ def _normal(shape, std, generator):
     return nn.Parameter(torch.randn(*shape, generator=generator) * std)
 
 
+def _causal_mask(n_pos: int, device: torch.device) -> torch.Tensor:
+    """``(n_pos, n_pos)`` bool, True where a query may not see a key (the future)."""
+    return torch.ones(n_pos, n_pos, dtype=torch.bool, device=device).triu(1)
+
+
 class Attention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, generator: torch.Generator, init_scale: float):
         super().__init__()
@@ -35,21 +52,36 @@ class Attention(nn.Module):
         self.W_V = _normal((n_heads, d_model, d_head), std, generator)
         self.W_O = _normal((n_heads, d_head, d_model), std, generator)
 
-    def forward(self, x: torch.Tensor, cache: Optional[dict], prefix: str, last_only: bool = False) -> torch.Tensor:
-        # last_only: only the final position queries (it sees every position, so no mask).
-        q = torch.einsum("bpd,hde->bhpe", x[:, -1:] if last_only else x, self.W_Q)  # (batch, head, pos, d_head)
-        k = torch.einsum("bpd,hde->bhpe", x, self.W_K)
-        v = torch.einsum("bpd,hde->bhpe", x, self.W_V)
-        if cache is None:
-            z = F.scaled_dot_product_attention(q, k, v, is_causal=not last_only)  # (batch, head, pos, d_head)
-        else:
-            n_pos = x.shape[1]
-            scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (batch, head, pos, pos)
-            mask = torch.ones(n_pos, n_pos, dtype=torch.bool, device=x.device).triu(1)
-            pattern = scores.masked_fill(mask, float("-inf")).softmax(-1)
-            z = pattern @ v
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values ``(batch, pos, head, d_head)`` of ``x`` ``(batch, pos,
+        d_model)``, all heads in one matrix product."""
+        n_heads, d_model, d_head = self.W_Q.shape
+        w = torch.cat([self.W_Q, self.W_K, self.W_V]).permute(1, 0, 2).reshape(d_model, 3 * n_heads * d_head)
+        return (x @ w).unflatten(-1, (3, n_heads, d_head)).unbind(-3)
+
+    @staticmethod
+    def attend(q, k, v, blocked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax attention of queries ``(batch, q_pos, head, d_head)`` over keys and values
+        ``(batch, k_pos, head, d_head)``; ``blocked`` ``(q_pos, k_pos)`` masks keys out.
+        Returns the mixed values ``(batch, q_pos, head, d_head)`` and the pattern ``(batch,
+        head, q_pos, k_pos)``. With at most four positions, broadcasting and summing beats
+        both batched matmuls of 4 x 4 matrices and ``scaled_dot_product_attention`` on CPU,
+        and it is twice differentiable."""
+        scores = (q.unsqueeze(2) * k.unsqueeze(1)).sum(-1) / math.sqrt(q.shape[-1])  # (batch, q_pos, k_pos, head)
+        pattern = scores.masked_fill(blocked.unsqueeze(-1), float("-inf")).softmax(2)
+        z = (pattern.unsqueeze(-1) * v.unsqueeze(1)).sum(2)  # (batch, q_pos, head, d_head)
+        return z, pattern.permute(0, 3, 1, 2)
+
+    def out(self, z: torch.Tensor) -> torch.Tensor:
+        """Per-head values ``(batch, pos, head, d_head)`` back to the residual stream."""
+        return z.flatten(-2) @ self.W_O.flatten(0, 1)
+
+    def forward(self, x: torch.Tensor, cache: Optional[dict], prefix: str) -> torch.Tensor:
+        q, k, v = self.qkv(x)
+        z, pattern = self.attend(q, k, v, _causal_mask(x.shape[1], x.device))
+        if cache is not None:
             cache[f"{prefix}.attn.pattern"] = pattern
-        return torch.einsum("bhpe,hed->bpd", z, self.W_O)  # (batch, pos, d_model)
+        return self.out(z)
 
 
 class MLPBlock(nn.Module):
@@ -61,7 +93,7 @@ class MLPBlock(nn.Module):
         self.W_out = _normal((d_mlp, d_model), std, generator)
         self.b_out = nn.Parameter(torch.zeros(d_model))
 
-    def forward(self, x: torch.Tensor, cache: Optional[dict], prefix: str) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: Optional[dict] = None, prefix: str = "") -> torch.Tensor:
         hidden = F.relu(x @ self.W_in + self.b_in)  # (batch, pos, d_mlp)
         if cache is not None:
             cache[f"{prefix}.mlp.hidden"] = hidden
@@ -76,12 +108,31 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(d_model) if layernorm else nn.Identity()
         self.mlp = MLPBlock(d_model, d_mlp, generator, init_scale)
 
-    def forward(self, x, cache, prefix, last_only: bool = False):
-        # pre-LN residual stream; with last_only the output keeps just the final position
-        x = (x[:, -1:] if last_only else x) + self.attn(self.ln1(x), cache, prefix, last_only)
+    def forward(self, x, cache, prefix):
+        """Explicit path: every position (pre-LN residual stream)."""
+        x = x + self.attn(self.ln1(x), cache, prefix)
         if cache is not None:
             cache[f"{prefix}.resid_mid"] = x
         return x + self.mlp(self.ln2(x), cache, prefix)
+
+    def forward_shared(self, xa, xs, a, last: bool):
+        """Shared-prefix path. ``xa`` ``(n_operands, n_pre, d_model)``: the prefix positions
+        for every operand value; ``xs`` ``(batch, 2, d_model)``: the pairs' ``b`` and ``=``
+        positions; ``a`` ``(batch,)``: each pair's first operand. With ``last`` only ``=`` is
+        computed and ``xa`` is returned unchanged (nothing reads it any more)."""
+        n_pre = xa.shape[1]
+        qa, ka, va = self.attn.qkv(self.ln1(xa))
+        qs, ks, vs = self.attn.qkv(self.ln1(xs))
+        keys, values = torch.cat([ka[a], ks], 1), torch.cat([va[a], vs], 1)
+        blocked = _causal_mask(n_pre + 2, xs.device)[n_pre:]  # rows: the b and = positions
+        if last:
+            qs, xs, blocked = qs[:, -1:], xs[:, -1:], blocked[-1:]
+        xs = xs + self.attn.out(self.attn.attend(qs, keys, values, blocked)[0])
+        xs = xs + self.mlp(self.ln2(xs))
+        if not last:
+            xa = xa + self.attn.out(self.attn.attend(qa, ka, va, _causal_mask(n_pre, xa.device))[0])
+            xa = xa + self.mlp(self.ln2(xa))
+        return xa, xs
 
 
 class Transformer(nn.Module):
@@ -128,19 +179,35 @@ class Transformer(nn.Module):
         return torch.stack(parts, dim=1)
 
     def forward(self, pairs: torch.Tensor, cache: Optional[dict] = None) -> torch.Tensor:
-        """Logits at the last position. With ``cache`` a dict, stores ``"embed"`` (B, pos,
-        d_model), per block ``blocks.{i}.attn.pattern``, ``blocks.{i}.resid_mid``,
-        ``blocks.{i}.mlp.hidden``, and ``"resid_final"`` and ``"logits"``."""
+        """Logits at the last position. With ``cache`` a dict, takes the explicit path and
+        stores ``"embed"`` (B, pos, d_model), per block ``blocks.{i}.attn.pattern``,
+        ``blocks.{i}.resid_mid``, ``blocks.{i}.mlp.hidden``, and ``"resid_final"`` and
+        ``"logits"``. Batches smaller than ``n_operands`` also take the explicit path (there
+        sharing the prefix would cost more than it saves)."""
+        if cache is None and len(pairs) >= self.n_operands:
+            resid = self._final_shared_prefix(pairs)
+        else:
+            resid = self._final_explicit(pairs, cache)
+        logits = self.ln_final(resid) @ self.W_U  # (batch, n_classes)
+        if cache is not None:
+            cache.update(resid_final=self.ln_final(resid), logits=logits)
+        return logits
+
+    def _final_explicit(self, pairs: torch.Tensor, cache: Optional[dict]) -> torch.Tensor:
         x = self.W_E[self.tokens(pairs)] + self.W_pos  # (batch, pos, d_model)
         if cache is not None:
             cache["embed"] = x
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, f"blocks.{i}")
+        return x[:, -1]
+
+    def _final_shared_prefix(self, pairs: torch.Tensor) -> torch.Tensor:
+        n_pre = 2 if self.op_token else 1  # positions before b: "a op" or "a"
+        operands = torch.arange(self.n_operands, device=pairs.device)
+        prefix_tokens = self.tokens(torch.stack([operands, operands], 1))[:, :n_pre]
+        xa = self.W_E[prefix_tokens] + self.W_pos[:n_pre]  # (n_operands, n_pre, d_model)
+        xs = self.W_E[self.tokens(pairs)[:, n_pre:]] + self.W_pos[n_pre:]  # (batch, 2, d_model)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            # Only the '=' position is read out, so the last block need not compute the
-            # others (about a quarter fewer FLOPs); the cached path keeps every position.
-            x = block(x, cache, f"blocks.{i}", last_only=cache is None and i == last)
-        resid = self.ln_final(x[:, -1])  # (batch, d_model)
-        logits = resid @ self.W_U  # (batch, n_classes)
-        if cache is not None:
-            cache.update(resid_final=resid, logits=logits)
-        return logits
+            xa, xs = block.forward_shared(xa, xs, pairs[:, 0], last=i == last)
+        return xs[:, -1]

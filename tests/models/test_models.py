@@ -47,14 +47,35 @@ def test_init_scale_multiplies_the_weights():
     torch.testing.assert_close(b.W_in, 3 * a.W_in)
 
 
-@pytest.mark.parametrize("layernorm, n_layers, op_token", [(False, 1, False), (True, 2, True)])
-def test_transformer_fast_attention_equals_explicit_path(layernorm, n_layers, op_token):
+def _independent_transformer_logits(model: Transformer, x: torch.Tensor) -> torch.Tensor:
+    """The model's function written per head with PyTorch's own attention kernel, reading
+    only its weights: an implementation independent of both of the model's paths."""
+    import torch.nn.functional as F
+
+    h = model.W_E[model.tokens(x)] + model.W_pos
+    for block in model.blocks:
+        a = block.ln1(h)
+        heads = []
+        for i in range(block.attn.W_Q.shape[0]):
+            q, k, v = (a @ W[i] for W in (block.attn.W_Q, block.attn.W_K, block.attn.W_V))
+            heads.append(F.scaled_dot_product_attention(q, k, v, is_causal=True) @ block.attn.W_O[i])
+        h = h + sum(heads)
+        m = block.mlp
+        h = h + torch.relu(block.ln2(h) @ m.W_in + m.b_in) @ m.W_out + m.b_out
+    return model.ln_final(h[:, -1]) @ model.W_U
+
+
+@pytest.mark.parametrize("layernorm, n_layers, op_token", [(False, 1, False), (True, 2, True), (True, 3, False)])
+def test_transformer_paths_equal_an_independent_implementation(layernorm, n_layers, op_token):
     model = Transformer(P, P, d_model=16, n_heads=2, d_mlp=32, n_layers=n_layers, layernorm=layernorm, op_token=op_token,
                         generator=torch.Generator().manual_seed(0))
-    x = pairs()
+    x = pairs()  # 20 pairs >= P operands: the shared-prefix path
+    expected = _independent_transformer_logits(model, x)
     cache = {}
-    slow = model(x, cache)
-    torch.testing.assert_close(model(x), slow, atol=1e-5, rtol=1e-5)
+    explicit = model(x, cache)
+    torch.testing.assert_close(explicit, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(x[:3]), expected[:3], atol=1e-5, rtol=1e-5)  # small batch: explicit path
     n_ctx = 4 if op_token else 3
     pattern = cache["blocks.0.attn.pattern"]
     assert pattern.shape == (20, 2, n_ctx, n_ctx)
@@ -62,6 +83,19 @@ def test_transformer_fast_attention_equals_explicit_path(layernorm, n_layers, op
     assert torch.all(pattern.triu(1) == 0)
     torch.testing.assert_close(pattern.sum(-1), torch.ones(20, 2, n_ctx))
     assert cache["embed"].shape == (20, n_ctx, 16)
+
+
+def test_transformer_shared_prefix_gradients_equal_the_explicit_path():
+    model = Transformer(P, P, d_model=16, n_heads=2, d_mlp=32, n_layers=2, layernorm=True, op_token=True,
+                        generator=torch.Generator().manual_seed(1))
+    x, y = pairs(30, seed=2), torch.randint(0, P, (30,), generator=torch.Generator().manual_seed(3))
+    grads = []
+    for cache in (None, {}):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x, cache), y).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_transformer_tokens():
