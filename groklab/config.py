@@ -29,6 +29,7 @@ __all__ = [
     "BarlowConfig",
     "GrokfastConfig",
     "InterventionsConfig",
+    "LinearizedConfig",
     "Config",
     "apply_overrides",
     "parse_override",
@@ -145,6 +146,10 @@ class ModelConfig(_Frozen):
     init_scale: float = Field(1.0, gt=0, description="multiplies every initial weight")
     alpha: float = Field(1.0, gt=0, description="output scale (laziness)")
     centre: Optional[bool] = Field(None, description="subtract the output at init; null = alpha != 1")
+    init_interp: float = Field(
+        0.0, ge=0, le=1, description="committee on a quadratic polynomial task: initial W = (1 - t) W_random + "
+        "t W_star, W_star the analytic solution (M = T / (alpha eps), wbar = 0; paper 001 app. 8.4.2); 0 = random",
+    )
 
     @property
     def centred(self) -> bool:
@@ -198,7 +203,13 @@ class EvalConfig(_Frozen):
     test_acc_threshold: float = Field(0.95, gt=0, le=1)
     loss_threshold: float = Field(0.1, gt=0, description="relative to the loss at step 0")
     metrics: tuple[str, ...] = Field((), description="scheduled metrics, by registered name")
-    metrics_every: Optional[int] = Field(None, ge=1, description="null = train.eval_every")
+    metrics_every: Optional[int] = Field(
+        None, ge=1, description="every metric every N steps; null = by cost: cheap ones at every evaluation, "
+        "expensive ones log-spaced (see groklab.metrics.registry)"
+    )
+    metrics_per_decade: int = Field(
+        10, ge=1, description="expensive metrics' evaluations per decade of steps when metrics_every is null"
+    )
 
 
 class PerturbConfig(_Frozen):
@@ -292,6 +303,19 @@ class InterventionsConfig(_Frozen):
     grokfast: GrokfastConfig = GrokfastConfig()
 
 
+class LinearizedConfig(_Frozen):
+    """A linearised copy of the network, ``f(theta_0) + J(theta_0) (theta - theta_0)``, trained side
+    by side from the same initialisation on the same batches with the same optimiser settings
+    (paper 001, section 4.1); each evaluation adds its losses, accuracies and distance to the
+    network as ``lin.*`` columns (:mod:`groklab.interventions.linearized`)."""
+
+    enabled: bool = False
+
+    @property
+    def on(self) -> bool:
+        return self.enabled
+
+
 class Config(_Frozen):
     """One experiment. Build with keyword arguments, :func:`config_from_dict`, a preset
     (:func:`groklab.presets.load_preset`) and :func:`apply_overrides`."""
@@ -304,6 +328,7 @@ class Config(_Frozen):
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     interventions: InterventionsConfig = InterventionsConfig()
+    linearized: LinearizedConfig = LinearizedConfig()
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
@@ -320,6 +345,15 @@ class Config(_Frozen):
             raise ValueError("task.name='polynomial' has dense regression inputs; use model.name='committee'")
         if poly and self.train.loss != "mse":
             raise ValueError("task.name='polynomial' is regression; set train.loss='mse'")
+        if self.model.init_interp > 0:
+            if not committee or self.task.target != "quadratic":
+                raise ValueError("model.init_interp interpolates toward the toy model's analytic solution: it needs "
+                                 "model.name='committee' and task.target='quadratic'")
+            if self.model.eps <= 0:
+                raise ValueError("model.init_interp needs model.eps > 0 (the solution is M = T / (alpha eps))")
+            if self.model.width < 2 * self.task.n_directions:
+                raise ValueError("model.init_interp needs model.width >= 2 * task.n_directions (a +/- pair of "
+                                 "neurons per target direction)")
         return self
 
     @model_validator(mode="after")

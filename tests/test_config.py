@@ -72,6 +72,6 @@ def test_unknown_nested_key_in_a_dict_is_rejected():
 
 def test_json_is_plain_and_complete():
     data = json.loads(load_preset("nanda").to_json())
-    assert set(data) == {"name", "seed", "task", "model", "optim", "train", "eval", "interventions"}
+    assert set(data) == {"name", "seed", "task", "model", "optim", "train", "eval", "interventions", "linearized"}
     for key in ("p", "op", "train_frac"):
         assert key in data["task"]

@@ -15,6 +15,10 @@ block           turned on by                    hook
 ``grokfast``    ``filter`` = ema or ma          ``after_backward``: amplify slow gradients
 ==============  ==============================  ============================================
 
+The top-level block ``linearized`` (``enabled=true``) adds
+:class:`~groklab.interventions.linearized.LinearizedCompanion`, which leaves the network's
+training alone: it trains a linearised copy on the same batches and adds ``lin.*`` columns.
+
 The loop sees only the :class:`~groklab.interventions.base.Interventions` composite that
 :func:`build_interventions` returns (the protocol is in :mod:`groklab.interventions.base`).
 Random draws come from one generator per intervention, seeded from ``(seed, name)`` on the
@@ -32,6 +36,7 @@ from groklab.interventions.abelian import AbelianRegulariser
 from groklab.interventions.barlow import BarlowTwins, barlow_twins_loss
 from groklab.interventions.base import NO_INTERVENTIONS, Intervention, Interventions, swap_operands
 from groklab.interventions.grokfast import Grokfast
+from groklab.interventions.linearized import LinearizedCompanion
 from groklab.interventions.mi import MIRegulariser
 from groklab.interventions.perturb import Perturb, perturb_sigma
 from groklab.metrics.robustness import embedding
@@ -46,6 +51,7 @@ __all__ = [
     "AbelianRegulariser",
     "BarlowTwins",
     "Grokfast",
+    "LinearizedCompanion",
     "build_interventions",
     "perturb_sigma",
     "barlow_twins_loss",
@@ -55,7 +61,9 @@ __all__ = [
 
 def build_interventions(config: Config, model: nn.Module, device: torch.device) -> Interventions:
     """The interventions ``config.interventions`` turns on, in a fixed order: the input
-    perturbation first (the others see its batch), then the loss terms, then the filter."""
+    perturbation first (the others see its batch), then the loss terms, then the filter; last
+    the linearised companion (``config.linearized``), which steps on the final batch. Call it
+    while ``model`` holds its initial parameters (the companion linearises around them)."""
     iv, seed = config.interventions, config.seed
 
     def rng(name: str) -> torch.Generator:
@@ -73,6 +81,12 @@ def build_interventions(config: Config, model: nn.Module, device: torch.device) 
         items.append(BarlowTwins(iv.barlow, rng("barlow")))
     if iv.grokfast.on:
         items.append(Grokfast(iv.grokfast))
+    if config.linearized.on:
+        from groklab.tasks import build_task  # the loop's data: a function of (task, seed)
+
+        data = build_task(config.task, config.seed)
+        tensors = {k: getattr(data, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
+        items.append(LinearizedCompanion(config, model, tensors))
     return Interventions(items)
 
 

@@ -283,24 +283,41 @@ def hessian_trace(
     return total / n_samples
 
 
-def _power_iteration(
-    matvec: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float
-) -> float:
-    """Rayleigh quotient of the dominant (largest-magnitude) eigenvector of ``matvec``."""
-    v = v / torch.linalg.vector_norm(v)
-    eigenvalue = 0.0
-    for _ in range(iters):
-        w = matvec(v)
-        new = float(v @ w)
-        norm = torch.linalg.vector_norm(w)
-        if not bool(norm > 0):
-            return 0.0
-        v = w / norm
-        converged = abs(new - eigenvalue) <= tol * max(abs(new), 1e-30)
-        eigenvalue = new
-        if converged:
+def _lanczos_top(matvec: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float) -> float:
+    """Largest Ritz value of the Lanczos iteration on the symmetric operator ``matvec`` from ``v``.
+
+    Full re-orthogonalisation (two Gram-Schmidt passes against the whole basis) keeps the
+    basis orthonormal in floating point, so no spurious copies of converged eigenvalues
+    appear. Stops after ``iters`` products, at ``v``'s dimension, when the residual vanishes
+    (the Krylov space is invariant and the Ritz values are exact), or when the top Ritz value
+    changes by at most ``tol`` relative between iterations.
+    """
+    basis: list[Tensor] = []
+    alphas: list[float] = []
+    betas: list[float] = []
+    q = v / torch.linalg.vector_norm(v)
+    top = 0.0
+    for k in range(min(iters, v.numel())):
+        basis.append(q)
+        w = matvec(q)
+        alphas.append(float(q @ w))
+        stacked = torch.stack(basis)  # (k + 1, P)
+        for _ in range(2):
+            w = w - stacked.T @ (stacked @ w)
+        beta = float(torch.linalg.vector_norm(w))
+        t = torch.diag(torch.tensor(alphas, dtype=torch.float64))  # (k + 1, k + 1) tridiagonal
+        if betas:
+            off = torch.tensor(betas, dtype=torch.float64)
+            t = t + torch.diag(off, 1) + torch.diag(off, -1)
+        new = float(torch.linalg.eigvalsh(t)[-1])
+        converged = k > 0 and abs(new - top) <= tol * max(abs(new), 1e-30)
+        top = new
+        scale = max(max(abs(a) for a in alphas), max(betas, default=0.0))
+        if converged or beta <= 100 * torch.finfo(v.dtype).eps * scale:
             break
-    return eigenvalue
+        betas.append(beta)
+        q = w / beta
+    return top
 
 
 def top_hessian_eigenvalue(
@@ -310,19 +327,21 @@ def top_hessian_eigenvalue(
     generator: torch.Generator,
     tol: float = 1e-7,
 ) -> float:
-    """Largest (algebraic) eigenvalue of the loss Hessian by power iteration on HVPs.
+    """Largest (algebraic) eigenvalue of the loss Hessian by the Lanczos iteration on HVPs.
 
-    Power iteration finds the eigenvalue ``l1`` of largest magnitude. If ``l1 < 0`` a second
-    power iteration on ``H - l1 I`` (whose eigenvalues ``l - l1`` are all ``>= 0``) finds
-    ``l_max - l1``, so the result is always the top eigenvalue, not a negative outlier.
+    Lanczos approximates both ends of the spectrum at once, so the result is the top
+    eigenvalue even when a negative eigenvalue has the largest magnitude, and it converges
+    much faster than power iteration (error ~ ((1 - sqrt(g)) / (1 + sqrt(g)))^(2k) rather than
+    (1 - g)^(2k) for relative gap g). The Ritz value approaches the eigenvalue from below, so
+    stopping early underestimates it slightly.
 
     Args:
         loss_fn: ``loss_fn(params) -> scalar`` (see the module docstring).
         params: mapping or sequence of tensors.
-        iters: maximum iterations per power iteration (each is one HVP).
+        iters: maximum Lanczos iterations (each is one HVP).
         generator: source of the Gaussian start vector.
-        tol: stop when the Rayleigh quotient changes by less than ``tol`` relative; ``0``
-            always runs ``iters`` iterations.
+        tol: stop when the top Ritz value changes by less than ``tol`` relative; ``0``
+            always runs ``iters`` iterations (or until the Krylov space is exhausted).
 
     Returns:
         The eigenvalue as a float.
@@ -330,14 +349,7 @@ def top_hessian_eigenvalue(
     if iters < 1:
         raise ValueError("iters must be >= 1")
     hvp = _HessianOperator(loss_fn, params)
-    dominant = _power_iteration(hvp, hvp.gaussian(generator), iters, tol)
-    if dominant >= 0:
-        return dominant
-    # H - l1 I is PSD with top eigenvalue l_max - l1 >= 0.
-    shifted = _power_iteration(
-        lambda v: hvp(v) - dominant * v, hvp.gaussian(generator), iters, tol
-    )
-    return dominant + shifted
+    return _lanczos_top(hvp, hvp.gaussian(generator), iters, tol)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
   test labels, on the first ``ALIGNMENT_POINTS`` test points (exact kernel).
 * ``laziness``: ``|theta - theta_0| / |theta_0|`` and ``|K_t - K_0|_F / |K_0|_F`` on the first
   ``LAZINESS_POINTS`` test points.
+* ``ntk_regression``: the kernel-regression baseline with the initial NTK over the whole
+  training set (what a fully lazy network reaches), a constant of the run computed once.
 
 ``theta_0`` and ``beta`` are not read from the live model or the TaskData: both are
 deterministic functions of (config, seed), so they are rebuilt (and cached per config) with
@@ -24,7 +26,13 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from groklab.metrics.ntk import empirical_ntk, kernel_alignment, kernel_change, relative_parameter_change
+from groklab.metrics.ntk import (
+    empirical_ntk,
+    kernel_alignment,
+    kernel_change,
+    kernel_regression,
+    relative_parameter_change,
+)
 from groklab.metrics.registry import MetricContext, register_metric
 from groklab.metrics.toy_model import (
     loss_decomposition,
@@ -34,10 +42,20 @@ from groklab.metrics.toy_model import (
     wbar_alignment,
 )
 
-__all__ = ["toy_stats", "alignment", "laziness", "ALIGNMENT_POINTS", "LAZINESS_POINTS"]
+__all__ = [
+    "toy_stats",
+    "alignment",
+    "laziness",
+    "ntk_regression",
+    "ntk_regression_baseline",
+    "ALIGNMENT_POINTS",
+    "LAZINESS_POINTS",
+    "MAX_KERNEL_OUTPUTS",
+]
 
 ALIGNMENT_POINTS = 256
 LAZINESS_POINTS = 32
+MAX_KERNEL_OUTPUTS = 8192  # ntk_regression: training points x outputs (the kernel is that square)
 
 
 def _committee(model: nn.Module):
@@ -113,9 +131,8 @@ def alignment(ctx: MetricContext) -> dict[str, float]:
     }
 
 
-@lru_cache(maxsize=4)
-def _init_reference(config_json: str, n_points: int):
-    """(theta_0 by name, K_0 on the first n test points, those points), on the CPU."""
+def _model_at_init(config_json: str):
+    """(config, task data, the model at initialisation on the CPU), rebuilt from (config, seed)."""
     from groklab.config import Config
     from groklab.models import build_model
     from groklab.seeding import generator
@@ -123,7 +140,13 @@ def _init_reference(config_json: str, n_points: int):
 
     config = Config.from_json(config_json)
     data = build_task(config.task, config.seed)
-    model_0 = build_model(config.model, data, generator(config.seed, "init"))
+    return config, data, build_model(config.model, data, generator(config.seed, "init"))
+
+
+@lru_cache(maxsize=4)
+def _init_reference(config_json: str, n_points: int):
+    """(theta_0 by name, K_0 on the first n test points, those points), on the CPU."""
+    _, data, model_0 = _model_at_init(config_json)
     x = data.test_x[:n_points]
     theta_0 = {k: p.detach().clone() for k, p in model_0.named_parameters()}
     K_0 = empirical_ntk(model_0, x, output=_ntk_output(model_0, x)).detach()
@@ -143,3 +166,71 @@ def laziness(ctx: MetricContext) -> dict[str, float]:
         "lazy.param_change": relative_parameter_change({k: p.cpu() for k, p in params.items()}, theta_0),
         "lazy.kernel_change": kernel_change(K_t.cpu(), K_0),
     }
+
+
+def ntk_regression_baseline(config, device: str | torch.device = "cpu", ridge: float = 0.0) -> dict[str, float]:
+    """Kernel regression with the initial empirical NTK over the whole training set.
+
+    With ``F`` the model the run trains (laziness wrapper included) at its initialisation
+    ``theta_0`` (rebuilt from (config, seed)), ``K = J J^T`` its NTK on the training inputs
+    (the full ``(P C) x (P C)`` kernel over all outputs, sample-major) and ``Y`` the training
+    targets (float targets, or ``label_scale`` times the one-hot labels), the prediction is
+
+        F_kr(x) = F(theta_0, x) + K(x, X) (K + ridge I)^+ (Y - F(theta_0, X)),
+
+    ridgeless by default (pseudo-inverse, :func:`groklab.metrics.ntk.kernel_regression`). That
+    is the minimum-``|theta - theta_0|`` fit of the linearised model, where full-batch gradient
+    descent without weight decay on the MSE takes it (paper 001, section 4.1): the test error of
+    a network that never leaves the lazy regime. Computed in float64 on ``device``; cost
+    ``O((P C)^2 n_params)``, so meant for small problems (``P C <= MAX_KERNEL_OUTPUTS``).
+
+    Returns:
+        ``ntk_kr.train_mse`` and ``ntk_kr.test_mse`` (the MSE of ``train.loss='mse'``: mean over
+        all entries against the same targets), ``ntk_kr.test_acc`` (argmax accuracy; NaN for
+        regression).
+    """
+    from groklab.training.objective import accuracy, loss_fn
+
+    config, data, model_0 = _model_at_init(config.to_json())
+    model_0 = model_0.to(device=device, dtype=torch.float64)
+    f64 = dict(device=device, dtype=torch.float64)
+    x_tr = data.train_x.to(device) if not data.train_x.is_floating_point() else data.train_x.to(**f64)
+    x_te = data.test_x.to(device) if not data.test_x.is_floating_point() else data.test_x.to(**f64)
+    y_tr, y_te = data.train_y.to(device), data.test_y.to(device)
+    with torch.no_grad():
+        f0_tr, f0_te = model_0(x_tr), model_0(x_te)  # (P,) or (P, C)
+    n_out = 1 if f0_tr.ndim == 1 else f0_tr.shape[1]
+    if len(y_tr) * n_out > MAX_KERNEL_OUTPUTS:
+        raise ValueError(f"ntk_regression: {len(y_tr)} training points x {n_out} outputs is more than "
+                         f"{MAX_KERNEL_OUTPUTS} kernel rows; use a smaller task")
+    output = None if n_out == 1 else "flatten"
+    scale = config.train.label_scale
+    if y_tr.is_floating_point():
+        target = y_tr.to(torch.float64).reshape(f0_tr.shape) * scale
+    else:
+        target = torch.nn.functional.one_hot(y_tr, n_out).to(torch.float64) * scale  # (P, C)
+    K = empirical_ntk(model_0, x_tr, output=output, chunk_size=256)  # (P C, P C)
+    K_te = empirical_ntk(model_0, x_te, x_tr, output=output, chunk_size=256)  # (P_test C, P C)
+    residual = (target - f0_tr).reshape(-1)  # (P C,)
+    pred_tr = f0_tr + kernel_regression(K, residual, K, ridge).reshape(f0_tr.shape)
+    pred_te = f0_te + kernel_regression(K, residual, K_te, ridge).reshape(f0_te.shape)
+    return {
+        "ntk_kr.train_mse": float(loss_fn(pred_tr, y_tr, "mse", scale)),
+        "ntk_kr.test_mse": float(loss_fn(pred_te, y_te, "mse", scale)),
+        "ntk_kr.test_acc": float(accuracy(pred_te, y_te)),
+    }
+
+
+@lru_cache(maxsize=4)
+def _baseline_cached(config_json: str, device: str) -> tuple[tuple[str, float], ...]:
+    from groklab.config import Config
+
+    return tuple(ntk_regression_baseline(Config.from_json(config_json), device).items())
+
+
+@register_metric("ntk_regression")
+def ntk_regression(ctx: MetricContext) -> dict[str, float]:
+    """``ntk_kr.train_mse``, ``ntk_kr.test_mse``, ``ntk_kr.test_acc`` of ridgeless kernel regression
+    with the initial NTK (:func:`ntk_regression_baseline`): the lazy baseline the run's losses
+    can be read against. A constant of the run, computed once per config and device."""
+    return dict(_baseline_cached(ctx.config.to_json(), str(ctx.train_x.device)))

@@ -12,7 +12,7 @@ from torch import nn
 
 from groklab.config import ModelConfig
 from groklab.errors import GroklabError
-from groklab.models.committee import CommitteeMachine
+from groklab.models.committee import CommitteeMachine, solution_weights
 from groklab.models.laziness import Lazy, frozen_copy
 from groklab.models.mlp import MLP
 from groklab.models.transformer import Transformer
@@ -35,6 +35,11 @@ def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) 
         )
         with torch.no_grad():
             net.W.mul_(cfg.init_scale)  # the weight-scale sweep: w_i ~ N(0, init_scale^2 I)
+            if cfg.init_interp > 0:  # paper 001 app. 8.4.2: start part of the way to the solution
+                if data.target_directions is None:
+                    raise GroklabError("model.init_interp needs a task with target directions (task.name='polynomial')")
+                W_star = solution_weights(data.target_directions, cfg.width, alpha=cfg.alpha, eps=cfg.eps)
+                net.W.mul_(1.0 - cfg.init_interp).add_(cfg.init_interp * W_star.to(net.W.dtype))
     elif cfg.name == "mlp":
         net = MLP(
             n_operands,

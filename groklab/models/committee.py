@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-__all__ = ["CommitteeMachine", "centred_mse_loss"]
+__all__ = ["CommitteeMachine", "centred_mse_loss", "solution_weights"]
 
 
 class CommitteeMachine(nn.Module):
@@ -107,3 +107,37 @@ def centred_mse_loss(model: nn.Module, model_at_init_outputs: torch.Tensor,
         scalar loss (no factor 1/2).
     """
     return ((model(x) - model_at_init_outputs - y) ** 2).mean()
+
+
+def solution_weights(directions: torch.Tensor, N: int, *, alpha: float, eps: float) -> torch.Tensor:
+    """(N, D) first-layer weights at which the committee computes the quadratic target exactly.
+
+    The target ``y = 0.5 sum_k (beta_k . x)^2 = 0.5 x^T T x`` (``T = sum_k beta_k beta_k^T``,
+    rows of ``directions``) is reached at ``wbar = 0``, ``M = T / (alpha eps)`` (FORMULAS.md,
+    "Optimum"), since ``f(x) = alpha wbar . x + (alpha eps / 2) x^T M x`` for readouts 1.
+    Neurons come in +/- pairs, pair ``j`` on direction ``k = j mod K``:
+    ``w = +/- beta_k sqrt(N / (alpha eps n_k))`` with ``n_k`` neurons on direction ``k``, so
+    ``(1/N) sum_i w_i w_i^T = T / (alpha eps)`` and ``wbar = 0`` exactly. An odd ``N`` leaves
+    the last neuron at zero (it contributes nothing).
+
+    Args:
+        directions: (K, D) or (D,) target directions ``beta_k``.
+        N: number of neurons, at least ``2 K``.
+        alpha: output scale of the network (the whole output, Lazy wrapper included).
+        eps: quadratic weight of ``phi(h) = h + eps/2 h^2`` (> 0).
+
+    Returns:
+        (N, D) weights in ``directions``' dtype.
+    """
+    B = directions.reshape(-1, directions.shape[-1])  # (K, D)
+    K = B.shape[0]
+    pairs = N // 2
+    if pairs < K or eps <= 0 or alpha <= 0:
+        raise ValueError(f"need N >= 2K (N={N}, K={K}) and alpha, eps > 0 (alpha={alpha}, eps={eps})")
+    k_of_pair = torch.arange(pairs) % K  # (pairs,)
+    n_k = 2 * torch.bincount(k_of_pair, minlength=K).to(B.dtype)  # (K,) neurons per direction
+    scale = torch.sqrt(N / (alpha * eps * n_k))  # (K,)
+    rows = B[k_of_pair] * scale[k_of_pair, None]  # (pairs, D)
+    W = torch.zeros(N, B.shape[1], dtype=B.dtype)  # (N, D)
+    W[0 : 2 * pairs : 2], W[1 : 2 * pairs : 2] = rows, -rows
+    return W

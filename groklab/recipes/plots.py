@@ -2,37 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 __all__ = ["curves_figure", "steps_figure", "median_censored"]
 
 
 def curves_figure(runs: Sequence, labels: Sequence[str], columns: Sequence[str], title: str,
-                  log_y: Sequence[str] = ("train_loss", "test_loss")) -> Figure:
-    """One panel per metric column, one line per run, steps on a log axis."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.8), squeeze=False)
-    for ax, column in zip(axes[0], columns):
+                  log_y: Sequence[str] = ("train_loss", "test_loss"), axes: Optional[Sequence[Axes]] = None) -> Figure:
+    """One panel per metric column, one line per run, steps on a log axis; into ``axes`` (one per
+    column) of an existing figure when given."""
+    if axes is None:
+        fig, grid = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.8), squeeze=False)
+        axes = list(grid[0])
+    else:
+        fig = axes[0].figure
+    for ax, column in zip(axes, columns):
         for run, label in zip(runs, labels):
             m = run.metrics.dropna(subset=[column])  # scheduled metrics: only on their own steps
             ax.plot(m["step"].clip(lower=1), m[column], label=label)
         ax.set(xscale="log", xlabel="step", ylabel=column, yscale="log" if column in log_y else "linear")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
-def steps_figure(steps: dict, budget: int, title: str, table: bool = True) -> Figure:
+def steps_figure(steps: dict, budget: int, title: str, table: bool = True, ax: Optional[Axes] = None) -> Figure:
     """Steps to a target per configuration: one dot per seed (runs that never reached it drawn
     at ``budget`` as open markers), the median as a bar, and optionally a table of the numbers.
-    ``steps`` maps a label to a list of steps (None = not reached within ``budget``)."""
+    ``steps`` maps a label to a list of steps (None = not reached within ``budget``). Given
+    ``ax``, draws into it (without the table) and returns its figure."""
     labels = list(steps)
     n = len(labels)
-    if table:
+    if ax is not None:
+        fig, table = ax.figure, False
+    elif table:
         fig, (ax, tab) = plt.subplots(2, 1, figsize=(max(6.0, 1.4 * n + 2), 4.6 + 0.3 * n),
                                       gridspec_kw={"height_ratios": [3.2, 0.9 + 0.3 * n]})
         tab.axis("off")

@@ -28,7 +28,9 @@ class TaskData:
     long) and ``input_dim`` for dense tasks (inputs ``(N, input_dim)``, float).
     ``n_classes`` is the number of output classes, or None for regression, whose targets are
     float ``(N,)`` or ``(N, n_outputs)``. ``table`` and the split indices are kept for
-    binary-operation tasks so the split can be saved.
+    binary-operation tasks so the split can be saved. ``target_directions`` (polynomial task:
+    the ``(K, D)`` directions ``beta_k`` of the target) lets a model start near the solution
+    (``model.init_interp``).
     """
 
     train_x: torch.Tensor
@@ -43,6 +45,7 @@ class TaskData:
     table: Optional[BinaryOpTable] = None
     train_idx: Optional[torch.Tensor] = None
     test_idx: Optional[torch.Tensor] = None
+    target_directions: Optional[torch.Tensor] = None
 
     @property
     def is_regression(self) -> bool:

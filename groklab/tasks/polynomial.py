@@ -286,5 +286,5 @@ def _polynomial_task(task, seed: int) -> TaskData:
     return TaskData(
         train_x=data.x_train, train_y=data.y_train, test_x=data.x_test, test_y=data.y_test,
         description=f"{what}, x ~ N(0, I/{task.d}), {task.n_train} train / {task.n_test} test points",
-        n_classes=None, input_dim=task.d,
+        n_classes=None, input_dim=task.d, target_directions=data.directions,
     )

@@ -25,7 +25,14 @@ from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interve
 from groklab.metrics.registry import MetricContext, compute_metrics
 from groklab.models import build_model
 from groklab.seeding import derive_seed, generator
-from groklab.store.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, save_checkpoint
+from groklab.store.checkpoint import (
+    checkpoint_path,
+    flatten_optimizer_state,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_optimizer_state,
+)
 from groklab.store.rundir import RunDir
 from groklab.tasks import TaskData, build_task
 from groklab.training.batches import Batches
@@ -35,6 +42,9 @@ from groklab.training.optim import build_optimizer
 __all__ = ["Trainer", "resolve_device", "train_step", "evaluate"]
 
 CORE_COLUMNS = ("step", "train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
+# Between checkpoints metrics.parquet is rewritten at most this often, so a live run can be
+# inspected (``groklab show``) without paying a Parquet write at every evaluation.
+METRICS_FLUSH_SECONDS = 30.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,7 +156,7 @@ class Trainer:
         values = torch.stack([train_loss, test_loss, train_acc, test_acc, weight_norm(self.model)]).tolist()
         row = {"step": self.step, **dict(zip(CORE_COLUMNS[1:], values))}
         ev = self.config.eval
-        if ev.metrics and self.step % (ev.metrics_every or self.config.train.eval_every) == 0:
+        if ev.metrics:  # compute_metrics runs those due at this step (groklab.metrics.registry.due_metrics)
             ctx = MetricContext(
                 self.model,
                 self.config,
@@ -165,7 +175,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, wall: float) -> None:
-        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+        opt_tensors, opt_meta = flatten_optimizer_state(self.optimizer.state_dict())
         batch_tensors, batch_meta = self.batches.state()
         iv_tensors, iv_meta = self.interventions.state()
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items() if v is not None}
@@ -191,7 +201,7 @@ class Trainer:
         tensors, meta = load_checkpoint(path)
         model_sd = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(model_sd, strict=False)
-        self.optimizer.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        self.optimizer.load_state_dict(unflatten_optimizer_state(tensors, meta["optimizer"]))
         self.schedule.load_state_dict(meta["schedule"])
         self.batches.load_state(tensors, meta["batches"])
         self.interventions.load_state(tensors, meta.get("interventions", {}))
@@ -208,6 +218,7 @@ class Trainer:
         held = _held_evaluations(self.rows, t.stop_at_test_acc)
         stopped_early = t.stop_at_test_acc is not None and held >= t.stop_patience
         bar = tqdm(total=t.steps, initial=self.step, unit="step", disable=not progress, dynamic_ncols=True, leave=True)
+        flushed = started
         while True:
             # A resumed run restarts exactly after its checkpoint: that step is already
             # evaluated and saved.
@@ -219,6 +230,9 @@ class Trainer:
                 if t.stop_at_test_acc is not None:
                     held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
                     stopped_early = held >= t.stop_patience
+                if time.perf_counter() - flushed > METRICS_FLUSH_SECONDS:
+                    self.run_dir.write_metrics(self.rows)
+                    flushed = time.perf_counter()
             at_end = self.step >= t.steps or stopped_early
             due_save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step > 0
             if fresh_step and (at_end or due_save):
@@ -249,27 +263,3 @@ def _held_evaluations(rows: list[dict[str, float]], target: Optional[float]) -> 
                 break
             held += 1
     return held
-
-
-def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimiser state_dict into tensors (for safetensors) and JSON metadata."""
-    tensors, scalars = {}, {}
-    for index, slots in state["state"].items():
-        for key, value in slots.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value
-            else:
-                scalars[f"{index}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    slots: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            slots.setdefault(int(index), {})[key] = value
-    for name, value in meta["scalars"].items():
-        index, key = name.split(".", 1)
-        slots.setdefault(int(index), {})[key] = value
-    return {"state": slots, "param_groups": meta["param_groups"]}

@@ -97,8 +97,8 @@ def test_sharpness_and_top_eigenvalue_match_the_exact_hessian(tmp_path, monkeypa
     hessian = geometry.exact_hessian(
         lambda p: F.cross_entropy(torch.func.functional_call(model, p, (x,)), y), params)  # fmt: skip
     monkeypatch.setattr(robustness, "HESSIAN_PROBES", 3000)
-    monkeypatch.setattr(robustness, "POWER_ITERS", 1000)
-    monkeypatch.setattr(robustness, "POWER_TOL", 0.0)
+    monkeypatch.setattr(robustness, "LANCZOS_ITERS", 1000)
+    monkeypatch.setattr(robustness, "LANCZOS_TOL", 0.0)
     trace = float(torch.diagonal(hessian).sum())
     assert METRICS["sharpness"](ctx)["sharpness"] == pytest.approx(trace, rel=0.05)
     top = float(torch.linalg.eigvalsh(hessian.double()).max())

@@ -79,3 +79,22 @@ def test_resume_can_extend_a_finished_run(tmp_path):
     longer = groklab.resume(short.dir, progress=False, steps=40)
     full = groklab.run(tiny(train={"steps": 40}), out=tmp_path / "b", progress=False)
     pd.testing.assert_frame_equal(longer.metrics, full.metrics, check_exact=True)
+
+
+def test_a_live_run_flushes_its_metrics_between_checkpoints(tmp_path, monkeypatch):
+    # With no checkpoint before the kill, only the periodic flush can have written the rows.
+    from tests.conftest import Killed
+
+    monkeypatch.setattr(loop, "METRICS_FLUSH_SECONDS", 0.0)
+    real_step, calls = loop.train_step, {"n": 0}
+
+    def dying_step(*args):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise Killed
+        return real_step(*args)
+
+    monkeypatch.setattr(loop, "train_step", dying_step)
+    with pytest.raises(Killed):
+        groklab.run(tiny(train={"checkpoint_every": None}), out=tmp_path / "live", progress=False)
+    assert pd.read_parquet(tmp_path / "live" / "metrics.parquet")["step"].tolist() == [0, 10, 20]
