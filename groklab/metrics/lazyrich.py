@@ -117,7 +117,7 @@ def _ntk_output(model: nn.Module, x: torch.Tensor):
     return None if out.ndim == 1 or out.shape[-1] == 1 else "trace"
 
 
-@register_metric("alignment")
+@register_metric("alignment", cost="expensive")
 def alignment(ctx: MetricContext) -> dict[str, float]:
     """``align.paper`` = ``y^T K y / (|K|_F |y|^2)`` and ``align.cka`` (double-centred) of the
     current NTK with the test labels on the first ``ALIGNMENT_POINTS`` test points.
@@ -153,7 +153,7 @@ def _init_reference(config_json: str, n_points: int):
     return theta_0, K_0, x
 
 
-@register_metric("laziness")
+@register_metric("laziness", cost="expensive")
 def laziness(ctx: MetricContext) -> dict[str, float]:
     """``lazy.param_change`` = ``|theta - theta_0| / |theta_0|`` and ``lazy.kernel_change`` =
     ``|K_t - K_0|_F / |K_0|_F`` on the first ``LAZINESS_POINTS`` test points; ``theta_0`` and
