@@ -27,6 +27,8 @@ training device, whose state is checkpointed with the intervention's buffers.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import nn
 
@@ -59,11 +61,16 @@ __all__ = [
 ]
 
 
-def build_interventions(config: Config, model: nn.Module, device: torch.device) -> Interventions:
+def build_interventions(
+    config: Config, model: nn.Module, device: torch.device, data: Optional[dict[str, torch.Tensor]] = None
+) -> Interventions:
     """The interventions ``config.interventions`` turns on, in a fixed order: the input
     perturbation first (the others see its batch), then the loss terms, then the filter; last
     the linearised companion (``config.linearized``), which steps on the final batch. Call it
-    while ``model`` holds its initial parameters (the companion linearises around them)."""
+    while ``model`` holds its initial parameters (the companion linearises around them).
+    ``data`` (``train_x``, ``train_y``, ``test_x``, ``test_y`` on ``device``) is what the
+    companion evaluates on; the loop passes the tensors it trains on, and without it they are
+    rebuilt from ``(task, seed)``."""
     iv, seed = config.interventions, config.seed
 
     def rng(name: str) -> torch.Generator:
@@ -82,11 +89,12 @@ def build_interventions(config: Config, model: nn.Module, device: torch.device) 
     if iv.grokfast.on:
         items.append(Grokfast(iv.grokfast))
     if config.linearized.on:
-        from groklab.tasks import build_task  # the loop's data: a function of (task, seed)
+        if data is None:
+            from groklab.tasks import build_task  # the loop's data: a function of (task, seed)
 
-        data = build_task(config.task, config.seed)
-        tensors = {k: getattr(data, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
-        items.append(LinearizedCompanion(config, model, tensors))
+            task = build_task(config.task, config.seed)
+            data = {k: getattr(task, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
+        items.append(LinearizedCompanion(config, model, data))
     return Interventions(items)
 
 

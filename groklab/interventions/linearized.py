@@ -26,8 +26,8 @@ Columns added at every evaluation (``F`` the network, ``F_lin`` the companion, b
 The network's own ``|theta - theta_0| / |theta_0|`` and ``|K_t - K_0|_F / |K_0|_F`` are the
 scheduled metric ``laziness`` (``eval.metrics=["laziness"]``).
 
-The train and test sets are rebuilt from ``(task, seed)``, which is what the loop trains on
-(tasks are deterministic). The companion's parameters, optimiser and schedule go into the
+The train and test sets are the loop's own device tensors (``build_interventions`` passes
+them). The companion's parameters, optimiser and schedule go into the
 run's checkpoints; ``theta_0`` comes back on resume because the loop rebuilds the model at
 its initialisation before loading a checkpoint, so a resumed run is exact.
 """

@@ -207,10 +207,6 @@ def _forward(model: nn.Module, x: Tensor) -> Tensor:
     return torch.cat([model(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
 
 
-def _embed(model: nn.Module, x: Tensor) -> Tensor:
-    return torch.cat([embedding(model, x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
-
-
 def _embed_and_logits(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     """Embeddings ``(B, d)`` (as :func:`embedding` reads them) and logits from one forward pass."""
     embeds, logits = [], []

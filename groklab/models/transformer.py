@@ -188,9 +188,10 @@ class Transformer(nn.Module):
             resid = self._final_shared_prefix(pairs)
         else:
             resid = self._final_explicit(pairs, cache)
-        logits = self.ln_final(resid) @ self.W_U  # (batch, n_classes)
+        resid = self.ln_final(resid)  # (batch, d_model)
+        logits = resid @ self.W_U  # (batch, n_classes)
         if cache is not None:
-            cache.update(resid_final=self.ln_final(resid), logits=logits)
+            cache.update(resid_final=resid, logits=logits)
         return logits
 
     def _final_explicit(self, pairs: torch.Tensor, cache: Optional[dict]) -> torch.Tensor:

@@ -137,7 +137,7 @@ class Trainer:
             "test_y": data.test_y.to(device),
         }
         batches = Batches(x["train_x"], x["train_y"], config.train.batch_size, generator(config.seed, "batches", device))
-        interventions = build_interventions(config, model, device)
+        interventions = build_interventions(config, model, device, data=x)
         return cls(
             config, run_dir, device, data, model, optimizer, schedule, batches, x=x, interventions=interventions
         )
