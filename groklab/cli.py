@@ -3,7 +3,8 @@
     groklab run [PRESET] [--set key=value ...] [--out DIR] [--overwrite]
     groklab run --resume DIR [--set train.steps=N]
     groklab presets
-    groklab reproduce NAME [--quick] [--out DIR]  |  groklab reproduce --list
+    groklab reproduce NAME [--quick] [--out DIR] [--set key=value ...] [--seeds N|LIST] [--jobs N]
+    groklab reproduce --list
     groklab show DIR
 
 Bad input prints one line ``groklab: error: ...`` and exits with code 2.
@@ -50,6 +51,10 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output directory (default: runs/reproduce/NAME[-quick])")
     rep.add_argument("--overwrite", action="store_true", help="replace an earlier reproduction in --out")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key in every run of the recipe (treatment and control)")
+    rep.add_argument("--seeds", help="seeds to run instead of the recipe's: a count N (0..N-1) or a list 0,3,7")
+    rep.add_argument("--jobs", type=int, default=1, help="train this many runs at once in worker processes")
 
     show = sub.add_parser("show", help="print the summary of a run directory")
     show.add_argument("dir")
@@ -132,10 +137,34 @@ def _cmd_reproduce(args) -> int:
         return 0
     if not args.name:
         raise GroklabError("name a recipe (see 'groklab reproduce --list')")
-    verdict = reproduce(args.name, out=args.out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress)
+    if args.jobs < 1:
+        raise GroklabError(f"--jobs must be at least 1 (got {args.jobs})")
+    verdict = reproduce(args.name, out=args.out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
+                        overrides=args.overrides, seeds=_parse_seeds(args.seeds), jobs=args.jobs)
     status = "SUPPORTED" if verdict["supported"] else "NOT SUPPORTED"
-    print(f"\n{verdict['recipe']}: {status}\n  claim: {verdict['claim']}\n  notes: {verdict['notes']}")
+    print(f"\n{verdict['recipe']}: {status}\n  claim: {verdict['claim']}")
+    for part in ("treatment", "control"):
+        for c in verdict.get(part, {}).get("criteria", []):
+            print(f"  {part:<9} {'holds ' if c['holds'] else 'FAILS '} {c['name']}: {c['detail']}")
+    print(f"  notes: {verdict['notes']}")
     return 0
+
+
+def _parse_seeds(text: Optional[str]) -> Optional[list[int]]:
+    """``"5"`` -> [0..4]; ``"0,3,7"`` -> [0, 3, 7]; None stays None."""
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise GroklabError(f"--seeds takes a count or a comma-separated list of integers (got {text!r})") from None
+    if len(values) == 1 and "," not in text:
+        if values[0] < 1:
+            raise GroklabError(f"--seeds count must be at least 1 (got {values[0]})")
+        return list(range(values[0]))
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise GroklabError(f"--seeds needs distinct non-negative integers (got {text!r})")
+    return values
 
 
 def _cmd_show(args) -> int:

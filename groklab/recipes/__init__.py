@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import matplotlib
 
@@ -108,9 +108,84 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def _figure_for(design, results, control, name: str, claim: str):
+    from groklab.recipes.plots import bands_figure
+
+    if design.figure is not None:
+        return design.figure(results, control)
+    return bands_figure(results, control, title=name)
+
+
+def _size_dir(out: Path, control: bool) -> Path:
+    return out / "control" if control else out
+
+
+def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequence[str], seeds: Optional[Sequence[int]],
+                jobs: int) -> tuple[dict[str, Any], Figure]:
+    """Run a :class:`~groklab.recipes.protocol.Design` (treatment, then control), judge it and
+    return (verdict fields, figure)."""
+    from groklab.recipes.protocol import code_version, judge_design, results_from_runs, run_all
+
+    seeds = list(seeds) if seeds else list(design.seeds)
+    run_control = design.control is not None and (not ctx.quick or design.control.run_quick)
+    sets = tuple(overrides)
+    plan = []  # (config, out, runner) per (condition, arm, seed)
+    conditions = [False, True] if run_control else [False]
+    for is_control in conditions:
+        extra = design.control.overrides if is_control else ()
+        for arm in design.arms:
+            config = arm.config.override(*sets, *extra)
+            for s in seeds:
+                plan.append((config.override(f"seed={s}"), _size_dir(ctx.out, is_control) / f"{arm.key}-seed{s}",
+                             arm.runner))
+    runs = run_all(plan, workers=max(1, jobs), progress=ctx.progress, description=entry.name)
+    ctx.runs.extend(r.dir for r in runs)
+    per_condition = len(design.arms) * len(seeds)
+    tables = []
+    for c in range(len(conditions)):
+        chunk = runs[c * per_condition:(c + 1) * per_condition]
+        by_arm = {arm.key: chunk[i * len(seeds):(i + 1) * len(seeds)] for i, arm in enumerate(design.arms)}
+        tables.append(results_from_runs(design.arms, seeds, by_arm, design.measure))
+    results, control = tables[0], (tables[1] if run_control else None)
+    judged = judge_design(design, results, control)
+    notes = [f"size: {design.size}", f"seeds: {seeds}"]
+    if sets:
+        notes.append(f"overrides applied to every arm: {' '.join(sets)}")
+    notes.append("verdict: supported only if every criterion holds for the treatment"
+                 + (" and not all of them hold for the control." if design.control else "."))
+    notes.append(f"would have been false if: {design.falsifier}")
+    if design.control is not None:
+        ctl = judged["control"]
+        state = ("not run at the quick size (documented only)" if not ctl["ran"]
+                 else "effect absent, as the paper says" if not ctl["holds"] else "effect ALSO present")
+        notes.append(f"control ({' '.join(design.control.overrides)}): {state}. {design.control.why}")
+    else:
+        notes.append("control: none (the claim names no setting in which the effect is absent).")
+    if design.notes:
+        notes.append(design.notes)
+    fields = {
+        **judged,
+        "measured": results.flat(),
+        "per_seed": results.per_seed(),
+        "control_measured": control.flat() if control else {},
+        "seeds": seeds,
+        "arms": {a.key: a.label for a in design.arms},
+        "overrides": list(sets),
+        "size": design.size,
+        "notes": " ".join(notes),
+        "commit": code_version(),
+    }
+    return fields, _figure_for(design, results, control, entry.name, entry.claim)
+
+
 def reproduce(name: str, out: Optional[Union[str, Path]] = None, quick: bool = False, overwrite: bool = False,
-              progress: bool = True) -> dict[str, Any]:
-    """Run recipe ``name``; write ``<out>/<name>.png`` and ``<out>/verdict.json``; return the verdict."""
+              progress: bool = True, overrides: Sequence[str] = (), seeds: Optional[Sequence[int]] = None,
+              jobs: int = 1) -> dict[str, Any]:
+    """Run recipe ``name``; write ``<out>/<name>.png`` and ``<out>/verdict.json``; return the verdict.
+
+    ``overrides`` (``key=value``) apply to every run of the recipe, treatment and control, so a
+    variant is one command; ``seeds`` replaces the recipe's seeds; ``jobs`` trains that many
+    runs at once in worker processes (one torch thread each)."""
     _load_all()
     if name not in RECIPES:
         raise GroklabError(f"unknown recipe '{name}'; see 'groklab reproduce --list' ({', '.join(sorted(RECIPES))})")
@@ -122,18 +197,35 @@ def reproduce(name: str, out: Optional[Union[str, Path]] = None, quick: bool = F
         prepare_run_dir(out, overwrite=False)  # raises the usual "already exists" error
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    verdict = entry.fn(RecipeContext(out, quick, progress))
+    ctx = RecipeContext(out, quick, progress)
+    made = entry.fn(ctx)
+    if isinstance(made, Verdict):  # a recipe that has not moved to the protocol yet
+        if overrides or seeds:
+            raise GroklabError(f"recipe '{name}' does not take --set or --seeds yet")
+        fields, figure = {"measured": made.measured, "supported": bool(made.supported), "notes": made.notes}, made.figure
+    else:
+        fields, figure = _run_design(entry, made, ctx, overrides, seeds, jobs)
     figure_path = out / f"{name}.png"
-    verdict.figure.savefig(figure_path, dpi=110, bbox_inches="tight")
+    figure.savefig(figure_path, dpi=110, bbox_inches="tight")
     document = {
         "recipe": name,
+        "paper": entry.paper,
         "claim": entry.claim,
-        "measured": {k: _json_number(v) for k, v in verdict.measured.items()},
-        "supported": bool(verdict.supported),
-        "notes": verdict.notes,
+        "supported": bool(fields.pop("supported")),
+        "measured": {k: _json_number(v) for k, v in fields.pop("measured").items()},
+        **{k: _json_clean(v) for k, v in fields.items()},
         "quick": quick,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "figure": figure_path.name,
     }
     (out / "verdict.json").write_text(json.dumps(document, indent=2) + "\n")
     return document
+
+
+def _json_clean(value: Any) -> Any:
+    """Non-finite floats become None (JSON has no inf/NaN), recursively."""
+    if isinstance(value, dict):
+        return {k: _json_clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_clean(v) for v in value]
+    return _json_number(value)

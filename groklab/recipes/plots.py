@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["curves_figure", "steps_figure", "median_censored"]
+__all__ = ["curves_figure", "steps_figure", "median_censored", "bands_figure", "words"]
 
 
 def curves_figure(runs: Sequence, labels: Sequence[str], columns: Sequence[str], title: str,
@@ -71,12 +71,102 @@ def steps_figure(steps: dict, budget: int, title: str, table: bool = True, ax: O
     return fig
 
 
-def median_censored(values: Sequence, budget: int):
+# Axis names in words for the columns recipes plot (anything else: underscores become spaces).
+WORDS = {
+    "step": "training step",
+    "train_acc": "train accuracy", "test_acc": "test accuracy",
+    "train_loss": "train loss", "test_loss": "test loss",
+    "weight_norm": "weight norm |theta|",
+    "sharpness": "sharpness (Hessian trace)",
+    "matrix_info.pe": "perturbed entropy PE", "matrix_info.pmi": "perturbed mutual information PMI",
+    "matrix_info.mid": "MI difference MID", "matrix_info.ed": "entropy difference ED",
+    "group_laws.abelian_acc": "a+b vs b+a agreement", "group_laws.abelian_logit_dist": "a+b vs b+a logit distance",
+    "group_laws.abelian_embed_dist": "a+b vs b+a embedding distance",
+    "group_laws.doubling_acc": "doubling x+x=2x accuracy", "group_laws.zero_identity_acc": "zero identity accuracy",
+    "group_laws.associativity_acc": "associativity accuracy",
+    "toy.M_top_align": "top eigenvector of M . beta", "lazy.param_change": "|theta - theta0| / |theta0|",
+    "toy.loss_scale": "scale term", "toy.loss_misalign": "misalignment term", "toy.loss_linear": "linear-mode term",
+    "align.cka": "centred CKA of NTK with labels",
+    "train_mse_acc": "train share with MSE < 1e-3", "test_mse_acc": "test share with MSE < 1e-3",
+}
+
+
+def words(column: str) -> str:
+    """How a figure names ``column``."""
+    return WORDS.get(column, column.replace("_", " "))
+
+
+def _seed_table(runs: Sequence, column: str):
+    """(steps, values[seed, step]) on the union of the seeds' evaluation steps (NaN where a seed
+    has no value, e.g. after it stopped early)."""
+    import numpy as np
+
+    frames = [r.metrics.dropna(subset=[column]) for r in runs]
+    steps = sorted(set().union(*(f["step"].tolist() for f in frames)))
+    table = np.full((len(frames), len(steps)), np.nan)
+    where = {s: i for i, s in enumerate(steps)}
+    for k, f in enumerate(frames):
+        for s, v in zip(f["step"], f[column]):
+            table[k, where[s]] = v
+    return np.asarray(steps), table
+
+
+def _median_time(runs: Sequence, key: str):
+    values = [r.summary.get(key) for r in runs]
+    return median_censored(values)
+
+
+def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None, title: str = "",
+                 log_y: Sequence[str] = ("train_loss", "test_loss", "sharpness")) -> Figure:
+    """One panel per column, one colour per arm: the median over seeds as a line and the
+    range over seeds as a band (every seed drawn when there are two); the control's arms
+    dashed. Vertical dotted lines mark each arm's median fit (train) and grok (test) step:
+    accuracy thresholds where the runs have accuracies, loss thresholds otherwise."""
+    import numpy as np
+
+    first = next(iter(results.runs.values()))[0]
+    regression = first.metrics["train_acc"].isna().all()
+    if columns is None:
+        columns = ["train_loss", "test_loss"] if regression else ["train_acc", "test_acc", "test_loss"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.8 * len(columns), 3.9), squeeze=False)
+    times = ("t_train_loss", "t_test_loss") if regression else ("t_train_acc", "t_test_acc")
+    groups = [(results, "-", "")] + ([(control, "--", " (control)")] if control is not None else [])
+    for ax, column in zip(axes[0], columns):
+        for results_, style, suffix in groups:
+            for i, arm in enumerate(results_.arms):
+                runs = results_.runs[arm.key]
+                if column not in runs[0].metrics:
+                    continue
+                steps, table = _seed_table(runs, column)
+                x = np.maximum(steps, 1)
+                with np.errstate(all="ignore"):
+                    med = np.nanmedian(table, axis=0)
+                colour = f"C{i}"
+                ax.plot(x, med, style, color=colour, label=f"{arm.label}{suffix}", lw=1.6)
+                if len(runs) > 1:
+                    ax.fill_between(x, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colour, alpha=0.15,
+                                    lw=0)
+                if style == "-":
+                    for key, mark in zip(times, (":", "-.")):
+                        t = _median_time(runs, key)
+                        if t is not None and column == columns[0]:
+                            ax.axvline(max(t, 1), color=colour, ls=mark, lw=0.9, alpha=0.8)
+        ax.set(xscale="log", xlabel=words("step") + " (step 0 drawn at 1)", ylabel=words(column),
+               yscale="log" if column in log_y else "linear")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    mark_text = "fit" if not regression else "train loss 0.1x"
+    axes[0][0].set_title(f"dotted: median {mark_text} step; dash-dot: median "
+                         f"{'grok' if not regression else 'test loss 0.1x'} step", fontsize=8)
+    n = len(results.seeds)
+    fig.suptitle(f"{title} ({n} seed{'s' if n > 1 else ''}: median line, range band)")
+    fig.tight_layout()
+    return fig
+
+
+def median_censored(values: Sequence, budget: int = 0):
     """Median with runs that never reached the target counted as later than any that did;
     None when the median itself is such a run."""
-    ordered = sorted(float("inf") if v is None else float(v) for v in values)
-    if not ordered:
-        return None
-    n = len(ordered)
-    med = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return None if med == float("inf") else med
+    from groklab.recipes.protocol import median_censored as median
+
+    return median(values)
