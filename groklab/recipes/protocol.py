@@ -352,17 +352,24 @@ def _criterion_json(c: Criterion) -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """The commit that made a verdict (``GROKLAB_COMMIT`` if set, else ``git describe``; a
-    ``-dirty`` suffix means uncommitted changes were in the tree)."""
+    """The commit that made a verdict: ``GROKLAB_COMMIT`` if set, else the checkout's commit,
+    followed by ``+dirty:`` and the package files that differed from it (uncommitted), so a
+    reader can tell whether the code that judged is the code on that commit."""
     if os.environ.get("GROKLAB_COMMIT"):
         return os.environ["GROKLAB_COMMIT"]
+    here = Path(__file__).resolve().parents[1]
     try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=here,
-                             capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "unknown"
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10).stdout.rstrip()
+
+        commit = git("rev-parse", "--short=12", "HEAD").strip()
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".").splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if not commit:
+        return "unknown"
+    files = sorted(line[3:] for line in dirty)
+    return commit + (f"+dirty:{','.join(files)}" if files else "")
 
 
 def seeds_for(quick: bool, quick_seeds: Union[int, Sequence[int]], full_seeds: Union[int, Sequence[int]]) -> list[int]:
