@@ -111,6 +111,9 @@ def _finish(trainer: Trainer, outcome: dict[str, Any]) -> Run:
         **{k: final[k] for k in ("train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")},
         **grokking_times(metrics, config.eval),
         "stopped_early": outcome["stopped_early"],
+        # a diverged run is a result (a point of a sweep), not an error: marked, with the step it was seen at
+        "diverged": outcome["diverged_step"] is not None,
+        "diverged_step": outcome["diverged_step"],
         "task": trainer.data.description,
         "n_train": len(trainer.data.train_y),
         "n_test": len(trainer.data.test_y),

@@ -97,16 +97,19 @@ def _cmd_run(args) -> int:
 def _print_summary(result) -> None:
     s = result.summary
     fmt = lambda v: "never" if v is None else v  # noqa: E731
+    num = lambda v, spec=".3g": "nan" if v is None else format(v, spec)  # noqa: E731  (JSON stores NaN as null)
     regression = s["train_acc"] is None or s["train_acc"] != s["train_acc"]  # null / NaN: no accuracy
     if regression:  # grokking times from the losses (0.1 x initial)
-        num = lambda v: "nan" if v is None else f"{v:.3g}"  # noqa: E731  (a diverged run stores null)
         final = f"  final   train loss {num(s['train_loss'])} | test loss {num(s['test_loss'])}\n"
         times = f"  train loss fell 10x at step {fmt(s['t_train_loss'])}, test loss at step {fmt(s['t_test_loss'])}"
     else:
-        final = (f"  final   train acc {s['train_acc']:.3f} loss {s['train_loss']:.3g} | test acc {s['test_acc']:.3f} "
-                 f"loss {s['test_loss']:.3g}\n")
+        final = (f"  final   train acc {num(s['train_acc'], '.3f')} loss {num(s['train_loss'])} | test acc "
+                 f"{num(s['test_acc'], '.3f')} loss {num(s['test_loss'])}\n")
         times = (f"  fit at step {fmt(s['t_train_acc'])}, generalised at step {fmt(s['t_test_acc'])}"
                  + (f" (x{s['grok_ratio']:.1f} later)" if s.get("grok_ratio") else ""))
+    if s.get("diverged"):
+        stopped = "stopped there" if result.config.train.on_divergence == "stop" else "training went on"
+        times += f"\n  diverged: training loss not finite at step {s['diverged_step']} ({stopped})"
     print(
         f"\n{result.config.name}: {s['task']}, {s['steps']} steps in {s['wall_seconds']:.1f} s on {s['device']}\n"
         + final

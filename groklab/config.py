@@ -144,6 +144,10 @@ class ModelConfig(_Frozen):
     op_token: bool = True
     # --- laziness and scales
     init_scale: float = Field(1.0, gt=0, description="multiplies every initial weight")
+    he_init: bool = Field(
+        False, description="MLP with parametrization ntk / mean_field: weights N(0, init_scale^2 * 2 / fan_in) "
+        "instead of N(0, init_scale^2) (paper 001's MNIST network)"
+    )
     alpha: float = Field(1.0, gt=0, description="output scale (laziness)")
     centre: Optional[bool] = Field(None, description="subtract the output at init; null = alpha != 1")
     init_interp: float = Field(
@@ -155,6 +159,13 @@ class ModelConfig(_Frozen):
     def centred(self) -> bool:
         """Whether the output at init is subtracted (``centre``, or by default ``alpha != 1``)."""
         return self.alpha != 1.0 if self.centre is None else self.centre
+
+    @model_validator(mode="after")
+    def _he_init_has_unit_weights(self) -> "ModelConfig":
+        if self.he_init and (self.name != "mlp" or self.parametrization == "standard"):
+            raise ValueError("model.he_init scales N(0,1) weights by sqrt(2/fan_in): it needs model.name='mlp' with "
+                             "model.parametrization='ntk' or 'mean_field'")
+        return self
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> "ModelConfig":
@@ -194,6 +205,10 @@ class TrainConfig(_Frozen):
     stop_at_test_acc: Optional[float] = Field(None, gt=0, le=1)
     stop_patience: int = Field(1, ge=1, description="evaluations test acc must hold the target")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:0, ...")
+    on_divergence: Literal["stop", "continue"] = Field(
+        "stop", description="when the training loss becomes NaN or infinite at an evaluation: stop there (the run "
+        "is a result, marked diverged) or go on to train.steps"
+    )
 
 
 class EvalConfig(_Frozen):

@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 __all__ = ["plot_curves"]
@@ -30,7 +31,16 @@ def plot_curves(metrics: pd.DataFrame, path: Path, title: str = "", times: Optio
     axes[0].set(ylabel="accuracy", ylim=(-0.02, 1.02))
     if regression:
         axes[0].text(0.5, 0.5, "regression: no accuracy", ha="center", va="center", transform=axes[0].transAxes)
-    axes[1].set(ylabel="loss", yscale="log")
+    losses = metrics[["train_loss", "test_loss"]].to_numpy(dtype=float)
+    drawable = (losses[np.isfinite(losses)] > 0).any()  # a run NaN from step 0 has nothing to log-scale
+    axes[1].set(ylabel="loss", yscale="log" if drawable else "linear")
+    if not drawable:
+        axes[1].text(0.5, 0.5, "loss not finite", ha="center", va="center", transform=axes[1].transAxes)
+    if times and times.get("diverged_step") is not None:
+        for ax in axes:
+            ax.axvline(max(times["diverged_step"], 1), color="tab:red", ls="--", lw=1)
+        axes[1].text(0.02, 0.02, f"diverged at step {times['diverged_step']}", color="tab:red",
+                     transform=axes[1].transAxes, fontsize=8)
     axes[2].set(ylabel="weight norm |theta|")
     for ax in axes:
         ax.set(xscale="log", xlabel="step")

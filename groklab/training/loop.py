@@ -11,6 +11,7 @@ The loop syncs with the host only when it evaluates.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -217,6 +218,8 @@ class Trainer:
         resumed = bool(self.rows)
         held = _held_evaluations(self.rows, t.stop_at_test_acc)
         stopped_early = t.stop_at_test_acc is not None and held >= t.stop_patience
+        diverged_step = _diverged_step(self.rows)
+        halt = lambda: t.on_divergence == "stop" and diverged_step is not None  # noqa: E731
         bar = tqdm(total=t.steps, initial=self.step, unit="step", disable=not progress, dynamic_ncols=True, leave=True)
         flushed = started
         while True:
@@ -230,10 +233,12 @@ class Trainer:
                 if t.stop_at_test_acc is not None:
                     held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
                     stopped_early = held >= t.stop_patience
+                if diverged_step is None and not math.isfinite(row["train_loss"]):
+                    diverged_step = self.step
                 if time.perf_counter() - flushed > METRICS_FLUSH_SECONDS:
                     self.run_dir.write_metrics(self.rows)
                     flushed = time.perf_counter()
-            at_end = self.step >= t.steps or stopped_early
+            at_end = self.step >= t.steps or stopped_early or halt()
             due_save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step > 0
             if fresh_step and (at_end or due_save):
                 self.save(self.elapsed + time.perf_counter() - started)
@@ -244,7 +249,8 @@ class Trainer:
             self.step += 1
             bar.update(1)
         bar.close()
-        return {"wall_seconds": self.elapsed + time.perf_counter() - started, "stopped_early": stopped_early}
+        return {"wall_seconds": self.elapsed + time.perf_counter() - started, "stopped_early": stopped_early,
+                "diverged_step": diverged_step}
 
 
 def _progress_text(row: dict[str, float]) -> str:
@@ -252,6 +258,11 @@ def _progress_text(row: dict[str, float]) -> str:
         f"train {row['train_acc']:.3f} acc {row['train_loss']:.3g} loss | "
         f"test {row['test_acc']:.3f} acc {row['test_loss']:.3g} loss"
     )
+
+
+def _diverged_step(rows: list[dict[str, float]]) -> Optional[int]:
+    """The first evaluated step whose training loss is NaN or infinite, or None."""
+    return next((int(r["step"]) for r in rows if not math.isfinite(r["train_loss"])), None)
 
 
 def _held_evaluations(rows: list[dict[str, float]], target: Optional[float]) -> int:
