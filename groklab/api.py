@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -61,26 +62,40 @@ def run(
     """
     config = as_config(config)
     check_metric_names(config.eval.metrics)
-    run_dir = prepare_run_dir(out or default_run_dir(config.name), overwrite)
-    run_dir.write_config(config)
-    trainer = Trainer.create(config, run_dir)
-    _write_split(trainer, run_dir)
+    target = Path(out or default_run_dir(config.name))
+    fresh = not target.exists()
+    run_dir = prepare_run_dir(target, overwrite)
+    try:
+        trainer = Trainer.create(config, run_dir)  # data, model, device: everything that can refuse
+        run_dir.write_config(config)  # only once the run can start
+        _write_split(trainer, run_dir)
+    except BaseException:
+        if fresh:  # a run that never started leaves nothing behind to block the corrected command
+            shutil.rmtree(target, ignore_errors=True)
+        raise
     return _finish(trainer, trainer.fit(progress))
 
 
-def resume(directory: Union[str, Path], progress: bool = True, steps: Optional[int] = None) -> Run:
-    """Continue a killed run from its newest checkpoint to the metrics an uninterrupted run
-    would have produced (exactly so on CPU). ``steps`` extends a finished run."""
+def resume(directory: Union[str, Path], progress: bool = True, steps: Optional[int] = None,
+           checkpoint: Optional[int] = None) -> Run:
+    """Continue a killed run from its newest checkpoint (or the one of step ``checkpoint``) to
+    the metrics an uninterrupted run would have produced (exactly so on CPU). ``steps``
+    extends a finished run; it may not be below the steps already done. Everything is
+    checked before anything in the directory changes."""
     run_dir = RunDir(directory)
     if not run_dir.path.is_dir():
         raise GroklabError(f"cannot resume {run_dir.path}: no such directory")
     config = run_dir.read_config()
     if steps is not None:
         config = config.override(f"train.steps={steps}")
-        run_dir.write_config(config)
     check_metric_names(config.eval.metrics)
     trainer = Trainer.create(config, run_dir)
-    trainer.restore_latest()
+    trainer.restore(checkpoint)
+    if steps is not None:
+        if steps < trainer.step:
+            raise GroklabError(f"train.steps={steps} is below the {trainer.step} steps {run_dir.path} has already "
+                               f"done; resume with train.steps >= {trainer.step}")
+        run_dir.write_config(config)
     return _finish(trainer, trainer.fit(progress))
 
 

@@ -13,10 +13,11 @@ Bad input prints one line ``groklab: error: ...`` and exits with code 2.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Optional, Sequence
 
-from groklab.errors import GroklabError
+from groklab.errors import GroklabError, RunInterrupted
 
 EXIT_BAD_INPUT = 2
 
@@ -39,6 +40,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: runs/<preset>-<timestamp>)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     run.add_argument("--resume", metavar="DIR", help="continue the killed run in DIR from its last checkpoint")
+    run.add_argument("--checkpoint", type=int, metavar="STEP",
+                     help="with --resume: start from the checkpoint of this step instead of the newest")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
@@ -74,8 +77,10 @@ def _cmd_run(args) -> int:
             if key != "train.steps" or not isinstance(value, int):
                 raise GroklabError(f"--resume allows only --set train.steps=N (an integer), got '{assignment}'")
             steps = value
-        result = groklab.resume(args.resume, progress=not args.no_progress, steps=steps)
+        result = groklab.resume(args.resume, progress=not args.no_progress, steps=steps, checkpoint=args.checkpoint)
     else:
+        if args.checkpoint is not None:
+            raise GroklabError("--checkpoint STEP goes with --resume DIR")
         if args.config and args.preset:
             raise GroklabError("give a preset or --config FILE, not both")
         if args.config:
@@ -191,8 +196,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except GroklabError as e:
         print(f"groklab: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RunInterrupted as e:
+        print(f"\ngroklab: interrupted; saved a checkpoint at step {e.checkpoint_step}. Resume with:\n"
+              f"  groklab run --resume {shlex.quote(str(e.run_dir))}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
-        print("groklab: interrupted; resume with 'groklab run --resume DIR'", file=sys.stderr)
+        print("\ngroklab: interrupted before training started; nothing to resume", file=sys.stderr)
         return 130
 
 

@@ -7,3 +7,13 @@ class GroklabError(ValueError):
     The message is one line that names the problem and what is allowed; the CLI prints it
     as ``groklab: error: <message>`` and exits with code 2, without a traceback.
     """
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run. ``checkpoint_step`` is the step saved at the interruption (the
+    run resumes exactly from it), or None when nothing could be resumed."""
+
+    def __init__(self, run_dir, checkpoint_step):
+        self.run_dir = run_dir
+        self.checkpoint_step = checkpoint_step
+        super().__init__(f"interrupted at step {checkpoint_step}" if checkpoint_step is not None else "interrupted")

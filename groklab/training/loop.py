@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from groklab.config import Config
-from groklab.errors import GroklabError
+from groklab.errors import GroklabError, RunInterrupted
 from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interventions
 from groklab.metrics.registry import MetricContext, compute_metrics
 from groklab.models import build_model
@@ -30,6 +30,7 @@ from groklab.store.checkpoint import (
     checkpoint_path,
     flatten_optimizer_state,
     latest_checkpoint,
+    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
     unflatten_optimizer_state,
@@ -49,10 +50,23 @@ METRICS_FLUSH_SECONDS = 30.0
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; anything else as torch spells it."""
+    """``auto`` -> CUDA when available, else CPU; anything else as torch spells it. A device
+    this machine does not have is a :class:`GroklabError`, before anything is allocated."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise GroklabError(f"train.device='{name}' is not a device name; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise GroklabError(f"train.device='{name}' but this machine has no CUDA GPU; use auto or cpu")
+        if device.index is not None and device.index >= count:
+            raise GroklabError(f"train.device='{name}' but this machine has {count} CUDA GPU(s) (cuda:0 .. cuda:{count - 1})")
+    elif device.type not in ("cpu", "mps"):
+        raise GroklabError(f"train.device='{name}' is not supported here; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def train_step(
@@ -194,11 +208,18 @@ class Trainer:
         self.run_dir.write_metrics(self.rows)  # before the checkpoint: resume trusts rows up to its step
         save_checkpoint(checkpoint_path(self.run_dir.checkpoints, self.step), tensors, meta)
 
-    def restore_latest(self) -> None:
-        """Load the newest checkpoint of the run directory and the metrics rows up to it."""
-        path = latest_checkpoint(self.run_dir.checkpoints)
-        if path is None:
-            raise GroklabError(f"cannot resume {self.run_dir.path}: it has no checkpoints/step_*.safetensors")
+    def restore(self, step: Optional[int] = None) -> None:
+        """Load the checkpoint of ``step`` (default: the newest) and the metrics rows up to it;
+        a missing or damaged checkpoint raises :class:`GroklabError` before anything changes."""
+        if step is None:
+            path = latest_checkpoint(self.run_dir.checkpoints)
+            if path is None:
+                raise GroklabError(f"cannot resume {self.run_dir.path}: it has no checkpoints/step_*.safetensors")
+        else:
+            path = checkpoint_path(self.run_dir.checkpoints, step)
+            if not path.is_file():
+                have = ", ".join(str(s) for s, _ in list_checkpoints(self.run_dir.checkpoints)) or "none"
+                raise GroklabError(f"{self.run_dir.path} has no checkpoint at step {step} (it has: {have})")
         tensors, meta = load_checkpoint(path)
         model_sd = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
         self.model.load_state_dict(model_sd, strict=False)
@@ -222,41 +243,72 @@ class Trainer:
         halt = lambda: t.on_divergence == "stop" and diverged_step is not None  # noqa: E731
         bar = tqdm(total=t.steps, initial=self.step, unit="step", disable=not progress, dynamic_ncols=True, leave=True)
         flushed = started
-        while True:
-            # A resumed run restarts exactly after its checkpoint: that step is already
-            # evaluated and saved.
-            fresh_step = not resumed
-            resumed = False
-            if fresh_step and (self.step % t.eval_every == 0 or self.step == t.steps):
-                row = self.record()
-                bar.set_postfix_str(_progress_text(row), refresh=False)
-                if t.stop_at_test_acc is not None:
-                    held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
-                    stopped_early = held >= t.stop_patience
-                if diverged_step is None and not math.isfinite(row["train_loss"]):
-                    diverged_step = self.step
-                if time.perf_counter() - flushed > METRICS_FLUSH_SECONDS:
-                    self.run_dir.write_metrics(self.rows)
-                    flushed = time.perf_counter()
-            at_end = self.step >= t.steps or stopped_early or halt()
-            due_save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step > 0
-            if fresh_step and (at_end or due_save):
-                self.save(self.elapsed + time.perf_counter() - started)
-            if at_end:
-                break
-            x, y = self.batches.next()
-            train_step(self.model, self.optimizer, self.schedule, x, y, self.objective, self.interventions)
-            self.step += 1
-            bar.update(1)
+        with _CtrlC() as ctrl_c:
+            while True:
+                # A resumed run restarts exactly after its checkpoint: that step is already
+                # evaluated and saved.
+                fresh_step = not resumed
+                resumed = False
+                if fresh_step and (self.step % t.eval_every == 0 or self.step == t.steps):
+                    row = self.record()
+                    bar.set_postfix_str(_progress_text(row), refresh=False)
+                    if t.stop_at_test_acc is not None:
+                        held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
+                        stopped_early = held >= t.stop_patience
+                    if diverged_step is None and not math.isfinite(row["train_loss"]):
+                        diverged_step = self.step
+                    if time.perf_counter() - flushed > METRICS_FLUSH_SECONDS:
+                        self.run_dir.write_metrics(self.rows)
+                        flushed = time.perf_counter()
+                at_end = self.step >= t.steps or stopped_early or halt()
+                due_save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step > 0
+                if fresh_step and (at_end or due_save):
+                    self.save(self.elapsed + time.perf_counter() - started)
+                if at_end:
+                    break
+                if ctrl_c.pressed:  # at a step boundary, so resuming from here is exact
+                    self.save(self.elapsed + time.perf_counter() - started)
+                    bar.close()
+                    raise RunInterrupted(self.run_dir.path, self.step)
+                x, y = self.batches.next()
+                train_step(self.model, self.optimizer, self.schedule, x, y, self.objective, self.interventions)
+                self.step += 1
+                bar.update(1)
         bar.close()
         return {"wall_seconds": self.elapsed + time.perf_counter() - started, "stopped_early": stopped_early,
                 "diverged_step": diverged_step}
 
 
+class _CtrlC:
+    """Within the block, Ctrl-C (SIGINT) only sets ``pressed``; the loop saves a checkpoint at
+    the next step boundary and raises :class:`RunInterrupted`. A second Ctrl-C interrupts at
+    once. Outside the main thread (no signal handlers there) it does nothing."""
+
+    def __enter__(self) -> "_CtrlC":
+        import signal
+        import threading
+
+        self.pressed, self._previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _progress_text(row: dict[str, float]) -> str:
     return (
-        f"train {row['train_acc']:.3f} acc {row['train_loss']:.3g} loss | "
-        f"test {row['test_acc']:.3f} acc {row['test_loss']:.3g} loss"
+        f"train acc {row['train_acc']:.3f} loss {row['train_loss']:.3g} | "
+        f"test acc {row['test_acc']:.3f} loss {row['test_loss']:.3g}"
     )
 
 

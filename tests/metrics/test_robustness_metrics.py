@@ -110,7 +110,7 @@ def test_robustness_radius_is_theorem_3_2_with_the_sharpness_column(tmp_path):
     run = groklab.run(config, out=tmp_path / "run", progress=False)
     row = run.metrics.iloc[-1]
     trainer = Trainer.create(config, RunDir(run.dir))
-    trainer.restore_latest()
+    trainer.restore()
     frob_sq = sum(float(p.detach().pow(2).sum()) for p in trainer.model.parameters())
     expected = geometry.robustness_radius(60, 2.0, frob_sq, max(row["sharpness"], 0.0), 0.0)
     assert row["robustness_radius"] == pytest.approx(expected, rel=1e-5)
