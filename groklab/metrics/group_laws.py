@@ -21,7 +21,19 @@ law                             needs table  with ``addition_table(p)`` it is
 :func:`zero_identity_accuracy`  yes          prediction(x+0) == x and prediction(0+x) == x
 :func:`associativity_accuracy`  no           (x+x)+x == x+(x+x), inner sum = model argmax
 :func:`inverse_embedding_dist.` yes          spread of embed(x, -x) around their mean
+:func:`wrong_pair_agreement`    yes          agreement of f(a,b), f(b,a) where both are wrong
+:func:`relative_swap_distance`  no           |e(a,b) - e(b,a)| / |e(a,b) - e(unrelated pair)|
+:func:`law_accuracy`, `_loss`   (targets)    accuracy / cross-entropy on chosen pairs
 ==============================  ===========  ====================================================
+
+Held-out scoring. Laws scored on pairs that include training pairs partly measure memorisation
+(a fitted model answers its training pairs correctly, so e.g. ``x+0 = x`` holds on every
+training pair long before it generalises). :func:`associativity_accuracy` takes an ``allowed``
+mask of pairs, :func:`law_accuracy` / :func:`law_loss` take any pairs, so callers can score the
+laws on held-out pairs only. On held-out pairs, doubling and zero identity are the test
+accuracy on a subset; the swap agreement among pairs whose predictions are both wrong
+(:func:`wrong_pair_agreement`) is what accuracy does not imply: with independent errors it is
+at chance, and it is high only if the model treats (a, b) and (b, a) alike where it is wrong.
 
 Only the abelian law is specific to commutative groups; the others hold in every group
 (doubling reads "x*x equals the true square", zero identity uses the group's identity, the
@@ -51,6 +63,11 @@ __all__ = [
     "zero_identity_accuracy",
     "associativity_accuracy",
     "inverse_embedding_distance",
+    "identity_element",
+    "wrong_pair_agreement",
+    "relative_swap_distance",
+    "law_accuracy",
+    "law_loss",
     "abelian_loss",
 ]
 
@@ -88,6 +105,11 @@ def _identity(table: Tensor) -> int:
         if torch.equal(table[e], r) and torch.equal(table[:, e], r):
             return e
     raise ValueError("table has no identity element")
+
+
+def identity_element(table: Tensor) -> int:
+    """The identity ``e`` of a Cayley table (``e*x = x*e = x``); ValueError if there is none."""
+    return _identity(_check_table(table))
 
 
 def _inverses(table: Tensor) -> Tensor:
@@ -235,7 +257,7 @@ def zero_identity_accuracy(predict: Predict, table: Tensor, x: Tensor | None = N
 
 
 @torch.no_grad()
-def associativity_accuracy(predict: Predict, x: Tensor) -> float:
+def associativity_accuracy(predict: Predict, x: Tensor, allowed: Tensor | None = None) -> float:
     """Associativity law (paper Fig. 16): ``(x+x)+x == x+(x+x)`` as the model computes it.
 
     The inner ``s = x+x`` is the model's own argmax prediction, then the fraction of ``x``
@@ -245,9 +267,17 @@ def associativity_accuracy(predict: Predict, x: Tensor) -> float:
     Args:
         predict: ``predict(a, b) -> (B, m)`` logits.
         x: ``(B,)`` elements, e.g. ``torch.arange(m)``.
+        allowed: optional ``(m, m)`` bool mask of pairs that may be scored (e.g. held-out
+            pairs): only ``x`` whose outer pairs ``(s, x)`` and ``(x, s)`` are both allowed
+            count. Raises ValueError when none is.
     """
     x = x.long()
     s = _predicted(predict, x, x)
+    if allowed is not None:
+        keep = allowed[s, x] & allowed[x, s]
+        x, s = x[keep], s[keep]
+        if x.numel() == 0:
+            raise ValueError("no pairs to evaluate")
     return _fraction(_predicted(predict, s, x) == _predicted(predict, x, s))
 
 
@@ -275,6 +305,74 @@ def inverse_embedding_distance(
         emb = _unit(emb)
     centre = emb.mean(dim=0, keepdim=True)  # (1, d)
     return float(torch.linalg.vector_norm(emb - centre, dim=-1).mean())
+
+
+@torch.no_grad()
+def wrong_pair_agreement(predict: Predict, a: Tensor, b: Tensor, table: Tensor) -> tuple[float, float]:
+    """Commutativity beyond accuracy: among the pairs whose predictions for ``(a, b)`` and
+    ``(b, a)`` are *both wrong* (per ``table``), the fraction where the two wrong answers agree.
+
+    Agreement on pairs where a prediction is right is implied by accuracy; where both are
+    wrong it is not: with errors independent between the two orders it is near chance
+    (``1/(m-1)`` for uniform errors), and it is 1 for a model that is symmetric, f(a,b) =
+    f(b,a), whatever it gets wrong.
+
+    Args:
+        predict: ``predict(a, b) -> (B, m)`` logits.
+        a, b: ``(B,)`` operand indices (pairs with ``a == b`` agree trivially; leave them out).
+        table: ``(m, m)`` Cayley table giving the true results.
+
+    Returns:
+        ``(agreement, share_both_wrong)``: the agreement (NaN when no pair is wrong both ways)
+        and the share of the given pairs that are wrong both ways.
+    """
+    table = _check_table(table)
+    a, b = a.long(), b.long()
+    ab, ba = _predicted(predict, a, b), _predicted(predict, b, a)
+    both_wrong = (ab != table[a, b]) & (ba != table[b, a])
+    n = int(both_wrong.sum())
+    share = _fraction(both_wrong)
+    if n == 0:
+        return float("nan"), share
+    return float((ab[both_wrong] == ba[both_wrong]).float().mean()), share
+
+
+@torch.no_grad()
+def relative_swap_distance(fn: Callable[[Tensor, Tensor], Tensor], a: Tensor, b: Tensor, perm: Tensor) -> float:
+    """Mean ``|fn(a, b) - fn(b, a)|`` divided by the mean ``|fn(a, b) - fn(a', b')|`` for
+    unrelated pairs ``(a', b') = (a[perm], b[perm])``: how far swapping the operands moves a
+    representation, in units of how far apart the representations of two random pairs are.
+    Scale-free (a model whose logits or activations grow does not look less commutative), 0
+    for a symmetric representation, about 1 when a swap moves it as far as a random other pair.
+
+    Args:
+        fn: ``fn(a, b) -> (B, ...)``, e.g. the logits or an embedding.
+        a, b: ``(B,)`` operand indices.
+        perm: ``(B,)`` a permutation of ``range(B)`` (seeded by the caller, fixed over steps).
+    """
+    a, b, perm = a.long(), b.long(), perm.long()
+    rep = fn(a, b).reshape(a.shape[0], -1)  # (B, d)
+    swapped = fn(b, a).reshape(a.shape[0], -1)  # (B, d)
+    swap = torch.linalg.vector_norm(rep - swapped, dim=-1).mean()
+    unrelated = torch.linalg.vector_norm(rep - rep[perm], dim=-1).mean()
+    return float(swap / unrelated) if float(unrelated) > 0 else float("nan")
+
+
+@torch.no_grad()
+def law_accuracy(predict: Predict, a: Tensor, b: Tensor, target: Tensor) -> float:
+    """Fraction of pairs with ``argmax f(a, b) == target``: a law scored on chosen pairs, e.g.
+    doubling ``(x, x) -> 2x`` or zero identity ``(x, 0) -> x`` on held-out pairs only."""
+    return _fraction(_predicted(predict, a.long(), b.long()) == target.long())
+
+
+@torch.no_grad()
+def law_loss(predict: Predict, a: Tensor, b: Tensor, target: Tensor) -> float:
+    """Mean cross-entropy of ``softmax f(a, b)`` against ``target`` on the given pairs (the
+    paper's Fig. 15 scores the laws by this loss, not by accuracy)."""
+    if a.numel() == 0:
+        raise ValueError("no pairs to evaluate")
+    logits = _logits(predict, a.long(), b.long())
+    return float(torch.nn.functional.cross_entropy(logits.float(), target.long()))
 
 
 def abelian_loss(logits_ab: Tensor, logits_ba: Tensor) -> Tensor:

@@ -20,6 +20,13 @@ metric                columns
 ``group_laws``        ``group_laws.abelian_acc``, ``.abelian_logit_dist``,
                       ``.abelian_embed_dist``, ``.doubling_acc``, ``.zero_identity_acc``,
                       ``.associativity_acc``, ``.inverse_embed_dist`` (section 5, Figs. 9-18)
+``heldout_laws``      the same laws scored on held-out (test) pairs only:
+                      ``heldout_laws.abelian_acc``, ``.wrong_pair_agree``, ``.both_wrong``,
+                      ``.logit_dist_rel``, ``.embed_dist_rel``, ``.doubling_acc``,
+                      ``.doubling_loss``, ``.zero_identity_acc``, ``.zero_identity_loss``,
+                      ``.associativity_acc`` (see :func:`heldout_laws_metric`)
+``matrix_info_sweep`` ``matrix_info_sweep.{pe,pmi,mid,ed}_<sigma>`` for each sigma in
+                      ``MATRIX_INFO_SWEEP`` (the same quantities as ``matrix_info``)
 ====================  ====================================================================
 
 Data and cost. Every data-based metric but ``group_laws`` and ``nn_accuracy`` reads the
@@ -93,9 +100,13 @@ __all__ = [
     "embedding",
     "embedding_from_cache",
     "cayley_table",
+    "sweep_column",
+    "MATRIX_INFO_SWEEP",
+    "heldout_mask",
 ]
 
 MATRIX_INFO_SIGMA = 0.1  # noise std per input coordinate for PE / PMI / MID / ED
+MATRIX_INFO_SWEEP = (0.03, 0.1, 0.3)  # matrix_info_sweep's sigmas: noise energy 0.1x, 1x, 9x a one-hot pair's mod 97
 MAX_SAMPLES = 1024  # training pairs the data-based metrics look at
 MATRIX_INFO_SAMPLES = 512  # of those, matrix_info uses the first (its n x n eigvalsh dominates)
 HESSIAN_PROBES = 4  # Rademacher probes of the Hutchinson trace estimate
@@ -267,21 +278,53 @@ def matrix_info_metric(ctx: MetricContext) -> dict[str, float]:
     pe0 = _defined(matrix_info.renyi_entropy, logits)
     pmi0 = _defined(matrix_info.mutual_information, clean_x, logits)
     out = {"matrix_info.pe_clean": pe0, "matrix_info.pmi_clean": pmi0}
+    perturbed = _perturbed_info(ctx, pairs, (MATRIX_INFO_SIGMA,), pe0, pmi0)[MATRIX_INFO_SIGMA]
+    return {
+        "matrix_info.pe": perturbed["pe"],
+        "matrix_info.pmi": perturbed["pmi"],
+        **out,
+        "matrix_info.mid": perturbed["mid"],
+        "matrix_info.ed": perturbed["ed"],
+    }
+
+
+def _perturbed_info(ctx: MetricContext, pairs: Tensor, sigmas, pe0: float, pmi0: float) -> dict[float, dict[str, float]]:
+    """``{sigma: {pe, pmi, mid, ed}}`` with the dense inputs perturbed by ``sigma`` times one
+    standard-normal draw from a seed-only generator (the same draw for every sigma and step);
+    NaN for a model without dense inputs."""
+    model = ctx.model
     dense = dense_inputs(model, pairs)
     if dense is None:
         nan = float("nan")
-        return {"matrix_info.pe": nan, "matrix_info.pmi": nan, **out, "matrix_info.mid": nan, "matrix_info.ed": nan}
-    noisy = dense + MATRIX_INFO_SIGMA * _noise(dense.shape, generator(ctx.config.seed, "metrics.matrix_info"), dense)
-    noisy_logits = _forward(model, noisy)
-    pe = _defined(matrix_info.renyi_entropy, noisy_logits)
-    pmi = _defined(matrix_info.mutual_information, noisy, noisy_logits)
-    return {
-        "matrix_info.pe": pe,
-        "matrix_info.pmi": pmi,
-        **out,
-        "matrix_info.mid": abs(pmi - pmi0),
-        "matrix_info.ed": abs(pe - pe0),
-    }
+        return {s: {"pe": nan, "pmi": nan, "mid": nan, "ed": nan} for s in sigmas}
+    noise = _noise(dense.shape, generator(ctx.config.seed, "metrics.matrix_info"), dense)
+    out = {}
+    for sigma in sigmas:
+        noisy = dense + sigma * noise
+        noisy_logits = _forward(model, noisy)
+        pe = _defined(matrix_info.renyi_entropy, noisy_logits)
+        pmi = _defined(matrix_info.mutual_information, noisy, noisy_logits)
+        out[sigma] = {"pe": pe, "pmi": pmi, "mid": abs(pmi - pmi0), "ed": abs(pe - pe0)}
+    return out
+
+
+def sweep_column(quantity: str, sigma: float) -> str:
+    """The ``matrix_info_sweep`` column of ``quantity`` (pe, pmi, mid, ed) at noise ``sigma``."""
+    return f"matrix_info_sweep.{quantity}_{sigma:g}"
+
+
+@register_metric("matrix_info_sweep", cost="expensive")
+@torch.no_grad()
+def matrix_info_sweep_metric(ctx: MetricContext) -> dict[str, float]:
+    """PE, PMI, MID and ED (as ``matrix_info``, on the same pairs and the same noise draw) at
+    every noise level in ``MATRIX_INFO_SWEEP``: the paper does not give its sigma."""
+    pairs = _train_subset(ctx)[0][:MATRIX_INFO_SAMPLES]
+    model = ctx.model
+    logits = _forward(model, pairs)
+    pe0 = _defined(matrix_info.renyi_entropy, logits)
+    pmi0 = _defined(matrix_info.mutual_information, one_hot_pairs(pairs, n_operands(model)), logits)
+    per_sigma = _perturbed_info(ctx, pairs, MATRIX_INFO_SWEEP, pe0, pmi0)
+    return {sweep_column(q, s): v for s, values in per_sigma.items() for q, v in values.items()}
 
 
 def _hessian_trace(ctx: MetricContext) -> float:
@@ -437,3 +480,95 @@ def group_laws_metric(ctx: MetricContext) -> dict[str, float]:
     except ValueError:  # no identity or no unique inverses: not a group
         pass
     return out
+
+
+def heldout_mask(test_pairs: Tensor, m: int) -> Tensor:
+    """``(m, m)`` bool on CPU: True for the operand pairs ``(a, b)`` in ``test_pairs`` ``(B, 2)``."""
+    mask = torch.zeros(m, m, dtype=torch.bool)
+    pairs = test_pairs.long().cpu()
+    mask[pairs[:, 0], pairs[:, 1]] = True
+    return mask
+
+
+def _or_nan(fn: Callable[..., float], *args) -> float:
+    """``fn(*args)``, or NaN where the law has no pair to score (ValueError)."""
+    try:
+        return float(fn(*args))
+    except ValueError:
+        return float("nan")
+
+
+@register_metric("heldout_laws", cost="expensive")
+@torch.no_grad()
+def heldout_laws_metric(ctx: MetricContext) -> dict[str, float]:
+    """The group laws of ``group_laws`` scored on held-out pairs only (pairs in the test split),
+    so that memorised training pairs cannot make a law look learnt.
+
+    Swap pairs: ordered test pairs ``(a, b)``, ``a != b``, whose swap ``(b, a)`` is a test pair
+    too (a seeded subset of at most ``MAX_GROUP_PAIRS``). On them: ``abelian_acc`` (argmax
+    agreement), ``wrong_pair_agree`` and ``both_wrong`` (:func:`~groklab.metrics.group_laws.
+    wrong_pair_agreement`: agreement among the pairs wrong both ways, which accuracy does not
+    imply, and their share), ``logit_dist_rel`` and ``embed_dist_rel``
+    (:func:`~groklab.metrics.group_laws.relative_swap_distance` against the same pairs in a fixed
+    seeded shuffle). Laws with targets, on their held-out pairs: ``doubling_acc`` / ``_loss``
+    ((x, x) -> x.x), ``zero_identity_acc`` / ``_loss`` ((x, e) and (e, x) -> x), and
+    ``associativity_acc`` (x with both outer pairs (s, x), (x, s) held out, s the model's x.x).
+    Losses are cross-entropies, the paper's measure in Fig. 15. NaN where a law has no held-out
+    pair or the task's table is incomplete or has no identity.
+    """
+    model, device = ctx.model, ctx.train_x.device
+    m = n_operands(model)
+    held = heldout_mask(ctx.test_x, m)  # (m, m) on CPU
+    cache: dict = {}
+
+    def both(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        key = (id(a), id(b))
+        if key not in cache:  # the entry keeps a and b alive, so their ids are not reused
+            cache[key] = (a, b, _embed_and_logits(model, torch.stack([a, b], 1)))
+        return cache[key][2]
+
+    def predict(a: Tensor, b: Tensor) -> Tensor:
+        return both(a, b)[1]
+
+    def embed(a: Tensor, b: Tensor) -> Tensor:
+        return both(a, b)[0]
+
+    a, b = group_laws.all_pairs(m)
+    swap = held[a, b] & held[b, a] & (a != b)
+    a, b = a[swap], b[swap]
+    keep = _subset(len(a), MAX_GROUP_PAIRS, ctx, "heldout_pairs", torch.device("cpu"))
+    a, b = a[keep].to(device), b[keep].to(device)
+    nan = float("nan")
+    out = dict.fromkeys(["abelian_acc", "wrong_pair_agree", "both_wrong", "logit_dist_rel", "embed_dist_rel",
+                         "doubling_acc", "doubling_loss", "zero_identity_acc", "zero_identity_loss",
+                         "associativity_acc"], nan)
+    if len(a):
+        perm = torch.randperm(len(a), generator=generator(ctx.config.seed, "metrics.heldout_perm")).to(device)
+        out["abelian_acc"] = group_laws.abelian_accuracy(predict, a, b)
+        out["logit_dist_rel"] = group_laws.relative_swap_distance(predict, a, b, perm)
+        out["embed_dist_rel"] = group_laws.relative_swap_distance(embed, a, b, perm)
+    n_classes = _forward(model, ctx.train_x[:1]).shape[-1]
+    if n_classes == m:
+        out["associativity_acc"] = _or_nan(group_laws.associativity_accuracy, predict,
+                                           torch.arange(m, device=device), held.to(device))
+    table = cayley_table(ctx.config.task)
+    if table is not None:
+        table = table.to(device)
+        if len(a):
+            out["wrong_pair_agree"], out["both_wrong"] = group_laws.wrong_pair_agreement(predict, a, b, table)
+        x = torch.arange(m, device=device)
+        diag = x[held.diagonal().to(device)]
+        out["doubling_acc"] = _or_nan(group_laws.law_accuracy, predict, diag, diag, table[diag, diag])
+        out["doubling_loss"] = _or_nan(group_laws.law_loss, predict, diag, diag, table[diag, diag])
+        try:
+            e = group_laws.identity_element(table)
+        except ValueError:  # no identity: not a group
+            e = None
+        if e is not None:
+            right, left = x[held[:, e].to(device)], x[held[e, :].to(device)]  # (x, e) and (e, x) held out
+            za = torch.cat([right, torch.full_like(left, e)])
+            zb = torch.cat([torch.full_like(right, e), left])
+            target = torch.cat([right, left])
+            out["zero_identity_acc"] = _or_nan(group_laws.law_accuracy, predict, za, zb, target)
+            out["zero_identity_loss"] = _or_nan(group_laws.law_loss, predict, za, zb, target)
+    return {f"heldout_laws.{k}": v for k, v in out.items()}
