@@ -61,6 +61,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="print the summary of a run directory")
     show.add_argument("dir")
+    show.add_argument("--json", action="store_true", help="print summary.json as it is")
     return parser
 
 
@@ -85,9 +86,15 @@ def _cmd_run(args) -> int:
             raise GroklabError("give a preset or --config FILE, not both")
         if args.config:
             try:
-                config = Config.from_json(open(args.config).read())
+                text = open(args.config).read()
             except OSError as e:
                 raise GroklabError(f"cannot read --config {args.config}: {e.strerror}") from None
+            config = Config.from_json(text)
+            filled = groklab.config.missing_keys(text)
+            if filled:  # --config promises an exact rerun: say what the file did not pin down
+                shown = ", ".join(filled[:8]) + (f" and {len(filled) - 8} more" if len(filled) > 8 else "")
+                print(f"groklab: note: {args.config} does not set {len(filled)} key(s); took their defaults: {shown}",
+                      file=sys.stderr)
         else:
             config = groklab.load_preset(args.preset or groklab.DEFAULT_PRESET)
         config = config.override(*args.overrides)
@@ -180,7 +187,11 @@ def _cmd_show(args) -> int:
 
     import groklab
 
-    print(json.dumps(groklab.load(args.dir).summary, indent=2))
+    run = groklab.load(args.dir)
+    if args.json:
+        print(json.dumps(run.summary, indent=2))
+    else:
+        _print_summary(run)
     return 0
 
 
@@ -195,6 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return handler(args)
     except GroklabError as e:
         print(f"groklab: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:  # the filesystem said no: permissions, read-only, full disk, a file where a folder goes
+        where = f": {e.filename}" if e.filename else ""
+        print(f"groklab: error: {e.strerror or type(e).__name__}{where}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RunInterrupted as e:
         print(f"\ngroklab: interrupted; saved a checkpoint at step {e.checkpoint_step}. Resume with:\n"

@@ -39,7 +39,8 @@ __all__ = [
 
 class _Frozen(BaseModel):
     # extra="forbid" turns a typo'd key into an error instead of a silently ignored setting.
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # allow_inf_nan=False: optim.lr=1e400 parses as inf in JSON and must be refused, not trained with.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class TaskConfig(_Frozen):
@@ -52,7 +53,8 @@ class TaskConfig(_Frozen):
     """
 
     name: Literal["modular", "permutation", "polynomial", "images", "teacher"] = "modular"
-    p: int = Field(97, ge=2, description="modulus for the modular task")
+    # 3000^2 = 9M pairs is already ~100x the largest modulus in the papers; beyond it the table does not fit.
+    p: int = Field(97, ge=2, le=3000, description="modulus for the modular task")
     op: str = Field("x+y", description="operation of the modular task, e.g. 'x+y', 'x/y'")
     n: int = Field(4, ge=2, le=6, description="degree of the symmetric group S_n")
     train_frac: float = Field(0.3, description="fraction of all pairs used for training")
@@ -121,7 +123,7 @@ class ModelConfig(_Frozen):
     # committee (paper 001's toy model, polynomial task only): f = alpha/N sum_i v_i phi(w_i . x),
     # phi(h) = h + eps/2 h^2, N = width, w_i ~ N(0, I); readouts v_i = 1, trained iff train_readout
     # --- MLP
-    width: int = Field(256, ge=1, description="hidden width of the MLP")
+    width: int = Field(256, ge=1, le=1_000_000, description="hidden width of the MLP")
     depth: int = Field(
         1, ge=1, description="MLP hidden layers: 1 = the two-layer W_in/W_out net; 2 = e.g. Omnigrok's "
         "784-200-200-10 (extra layers W_mid.0, ...)"
@@ -183,6 +185,13 @@ class OptimConfig(_Frozen):
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.0, ge=0, lt=1)
     betas: tuple[float, float] = (0.9, 0.98)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_are_decay_rates(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"Adam's betas are decay rates in [0, 1), got {list(v)}")
+        return v
     warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up")
     alpha_lr_scaling: bool = Field(True, description="divide lr by model.alpha**2")
 
@@ -335,8 +344,9 @@ class Config(_Frozen):
     """One experiment. Build with keyword arguments, :func:`config_from_dict`, a preset
     (:func:`groklab.presets.load_preset`) and :func:`apply_overrides`."""
 
-    name: str = "custom"
-    seed: int = 0
+    # The name becomes a folder under runs/: letters, digits, '.', '_' and '-', so it cannot leave it.
+    name: str = Field("custom", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    seed: int = Field(0, ge=0)
     task: TaskConfig = TaskConfig()
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
@@ -425,14 +435,22 @@ class Config(_Frozen):
 
 def _one_line(err: ValidationError) -> str:
     first = err.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "config"
+    loc = [str(part) for part in first["loc"]]
     msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        return f"unknown config key '{key}'"
-    if first["type"] in ("literal_error",):
-        return f"{key}: {msg} (got {first['input']!r})"
     given = first.get("input")
-    suffix = "" if isinstance(given, dict) or given is None else f" (got {given!r})"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{'.'.join(loc)}'"
+    if first["type"] in ("missing", "too_short", "too_long") and loc and loc[-1].isdigit():
+        key = ".".join(loc[:-1])  # a tuple of the wrong length: name the key, not its element
+        return f"{key}: needs exactly {int(loc[-1]) + 1 if first['type'] == 'missing' else 'the listed number of'} values"
+    key = ".".join(loc) or "config"
+    if first["type"] == "string_pattern_mismatch" and key == "name":
+        return f"name={given!r}: use letters, digits, '.', '_' and '-' (it names a folder under runs/)"
+    if first["type"] == "finite_number":
+        return f"{key}: must be a finite number"
+    if msg.startswith(key + ".") or msg.startswith(key + "="):
+        return msg  # a model-level check that already names its keys
+    suffix = "" if isinstance(given, dict) or given is None or "got " in msg else f" (got {given!r})"
     return f"{key}: {msg}{suffix}"
 
 
@@ -464,12 +482,41 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     return key, value
 
 
+def missing_keys(text: str) -> list[str]:
+    """The dotted keys of a full config that the JSON document ``text`` does not set."""
+    data = json.loads(text)
+
+    def has(node: Any, path: list[str]) -> bool:
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    return [k for k in _known_keys(Config()) if not has(data, k.split("."))]
+
+
 def _known_keys(model: BaseModel, prefix: str = "") -> list[str]:
     keys = []
     for name, value in model:
         path = f"{prefix}{name}"
         keys.extend(_known_keys(value, path + ".") if isinstance(value, BaseModel) else [path])
     return keys
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    """'did you mean ...?' from close matches, else the keys of the named section, else the sections."""
+    import difflib
+
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(close) + "?"
+    section = key.split(".")[0]
+    inside = [k for k in known if k.startswith(section + ".")]
+    if inside:
+        return f"known keys of {section}: {', '.join(inside)}"
+    sections = sorted({k.split(".")[0] for k in known})
+    return f"keys start with one of: {', '.join(sections)}"
 
 
 def apply_overrides(config: Config, assignments) -> Config:
@@ -483,9 +530,7 @@ def apply_overrides(config: Config, assignments) -> Config:
     for assignment in assignments:
         key, value = parse_override(assignment)
         if key not in known:
-            section = key.split(".")[0]
-            nearby = [k for k in known if k.startswith(section + ".")] or [k for k in known if "." not in k]
-            raise GroklabError(f"unknown config key '{key}'; known keys: {', '.join(nearby)}")
+            raise GroklabError(f"unknown config key '{key}'; {_suggest(key, known)}")
         *parents, leaf = key.split(".")
         node = data
         for part in parents:

@@ -118,7 +118,7 @@ def test_config_file_reruns_a_run_exactly(tmp_path, capsys):
     import pandas as pd
 
     pd.testing.assert_frame_equal(pd.read_parquet(first / "metrics.parquet"), pd.read_parquet(tmp_path / "again" / "metrics.parquet"))
-    code, out, _ = run_cli(capsys, "show", str(first))
+    code, out, _ = run_cli(capsys, "show", str(first), "--json")
     assert code == 0 and json.loads(out)["steps"] == 10
 
 

@@ -56,7 +56,13 @@ class RunDir:
     def read_metrics(self) -> pd.DataFrame:
         if not self.metrics_file.is_file():
             raise GroklabError(f"{self.path} has no metrics.parquet")
-        return pd.read_parquet(self.metrics_file)
+        try:
+            frame = pd.read_parquet(self.metrics_file)
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            raise GroklabError(f"{self.metrics_file} is damaged or not a Parquet file ({type(e).__name__})") from None
+        if "step" not in frame.columns:
+            raise GroklabError(f"{self.metrics_file} has no 'step' column: not a groklab metrics file")
+        return frame
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         # JSON has no NaN: write null, as readers of the contract expect.
@@ -66,7 +72,13 @@ class RunDir:
     def read_summary(self) -> dict[str, Any]:
         if not self.summary_file.is_file():
             raise GroklabError(f"{self.path} has no summary.json (the run did not finish; resume it with --resume)")
-        return json.loads(self.summary_file.read_text())
+        try:
+            summary = json.loads(self.summary_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise GroklabError(f"{self.summary_file} is damaged: not valid JSON ({type(e).__name__})") from None
+        if not isinstance(summary, dict) or "steps" not in summary:
+            raise GroklabError(f"{self.summary_file} is not a groklab summary (no 'steps')")
+        return summary
 
 
 def default_run_dir(name: str, root: Path | str = "runs") -> Path:

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from groklab.config import Config
 from groklab.errors import GroklabError, RunInterrupted
 from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interventions
-from groklab.metrics.registry import MetricContext, compute_metrics
+from groklab.metrics.registry import MetricContext, compute_metrics, due_metrics
 from groklab.models import build_model
 from groklab.seeding import derive_seed, generator
 from groklab.store.checkpoint import (
@@ -143,6 +143,10 @@ class Trainer:
     def create(cls, config: Config, run_dir: RunDir) -> "Trainer":
         device = resolve_device(config.train.device)
         data = build_task(config.task, config.seed)
+        n_train, batch = len(data.train_y), config.train.batch_size
+        if batch is not None and batch > n_train:
+            raise GroklabError(f"train.batch_size={batch} exceeds the {n_train} training examples of this task; "
+                               f"use train.batch_size=null for full batch or at most {n_train}")
         model = build_model(config.model, data, generator(config.seed, "init")).to(device)
         optimizer, schedule = build_optimizer(config, model)
         x = {
@@ -170,23 +174,25 @@ class Trainer:
         test_loss, test_acc = evaluate(self.model, self.x["test_x"], self.x["test_y"], self.objective)
         values = torch.stack([train_loss, test_loss, train_acc, test_acc, weight_norm(self.model)]).tolist()
         row = {"step": self.step, **dict(zip(CORE_COLUMNS[1:], values))}
-        ev = self.config.eval
-        if ev.metrics:  # compute_metrics runs those due at this step (groklab.metrics.registry.due_metrics)
-            ctx = MetricContext(
-                self.model,
-                self.config,
-                self.x["train_x"],
-                self.x["train_y"],
-                self.x["test_x"],
-                self.x["test_y"],
-                self.step,
-                generator(derive_seed(self.config.seed, "metrics"), str(self.step)),
-            )
-            row.update(compute_metrics(ev.metrics, ctx))
+        if self.config.eval.metrics:  # those due at this step (groklab.metrics.registry.due_metrics)
+            row.update(compute_metrics(self.config.eval.metrics, self._metric_context()))
         row.update(self.interventions.on_evaluate(row))
         self.model.train()
         self.rows.append(row)
         return row
+
+    def _metric_context(self) -> MetricContext:
+        return MetricContext(self.model, self.config, self.x["train_x"], self.x["train_y"], self.x["test_x"],
+                             self.x["test_y"], self.step, generator(derive_seed(self.config.seed, "metrics"), str(self.step)))
+
+    def complete_last_row(self) -> None:
+        """Add to the newest row the scheduled metrics that were not due at its step, as a run's
+        last step has them all (an early stop is a last step the schedule did not know)."""
+        missing = [n for n in self.config.eval.metrics if n not in due_metrics(self.config, self.step)]
+        if missing:
+            self.model.eval()
+            self.rows[-1].update(compute_metrics(missing, self._metric_context(), scheduled=False))
+            self.model.train()
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, wall: float) -> None:
@@ -255,6 +261,8 @@ class Trainer:
                     if t.stop_at_test_acc is not None:
                         held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
                         stopped_early = held >= t.stop_patience
+                        if stopped_early and self.step < t.steps:
+                            self.complete_last_row()
                     if diverged_step is None and not math.isfinite(row["train_loss"]):
                         diverged_step = self.step
                     if time.perf_counter() - flushed > METRICS_FLUSH_SECONDS:
