@@ -24,7 +24,7 @@ EXIT_BAD_INPUT = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not argparse's usage block
-        raise GroklabError(f"{message} (see 'groklab {self.prog.split()[-1]} --help')")
+        raise GroklabError(f"{message} (see '{self.prog} --help')")
 
 
 def _build_parser() -> argparse.ArgumentParser:

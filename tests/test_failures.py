@@ -180,3 +180,19 @@ def test_a_grokking_time_counts_an_accuracy_exactly_at_its_threshold():
                             "train_loss": [1.0, 0.1, 0.01], "test_loss": [1.0, 0.5, 0.1]})
     times = grokking_times(metrics)
     assert times["t_train_acc"] == 10 and times["t_test_acc"] == 20 and times["t_test_loss"] == 20
+
+
+@pytest.mark.parametrize("errno_, words", [(28, "No space left on device"), (30, "Read-only file system"),
+                                           (13, "Permission denied")])
+def test_a_disk_that_refuses_writes_is_a_one_line_error(tmp_path, monkeypatch, capsys, errno_, words):
+    """As root every permission check passes, so the filesystem's refusal is simulated where
+    groklab writes its checkpoints."""
+    from groklab.store import checkpoint
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno_, os.strerror(errno_), str(tmp_path / "r" / "checkpoints"))
+
+    monkeypatch.setattr(checkpoint, "save_file", refuse)
+    err = fails_cleanly(capsys, ["run", "--set", "task.p=11", "--set", "train.steps=4", "--out", str(tmp_path / "r"),
+                                 "--no-progress"])
+    assert words in err

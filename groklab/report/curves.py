@@ -43,7 +43,7 @@ def plot_curves(metrics: pd.DataFrame, path: Path, title: str = "", times: Optio
                      transform=axes[1].transAxes, fontsize=8)
     axes[2].set(ylabel="weight norm |theta|")
     for ax in axes:
-        ax.set(xscale="log", xlabel="step")
+        ax.set(xscale="log", xlabel="step (step 0 drawn at 1)")
         ax.grid(alpha=0.3)
     axes[0].legend()
     axes[1].legend()
