@@ -1,35 +1,300 @@
-"""The toy-model recipes added for paper 001 app. 8.4.2 and 15: registered, configs as documented."""
+"""Paper 001's toy-model recipes: designs, controls, measures (censoring) and every judge on
+hand-made runs that must pass and must fail (inverted comparisons and control-like patterns)."""
 
 import math
-from types import SimpleNamespace
 
-import pandas as pd
+import pytest
 
-from groklab.recipes import list_recipes
-from groklab.recipes.lazyrich_toy import _grok_amount, _non_increasing, _toy, _with_optimizer
+from groklab.recipes import RECIPES, RecipeContext, list_recipes
+from groklab.recipes import lazyrich_toy as toy
+from groklab.recipes.protocol import Arm, results_from_runs
+from tests.recipes.fakes import curve, fake_run
+
+NAMES = ("lazyrich-fig1", "lazyrich-fig3a", "lazyrich-fig3b", "lazyrich-phase-diagram", "lazyrich-fig4",
+         "lazyrich-goldilocks", "lazyrich-fig5", "lazyrich-interpolated-init", "lazyrich-optimizers")
+STEPS = list(range(0, 10_001, 50))
 
 
-def test_recipes_are_listed():
+def levels(points: dict) -> list:
+    """A loss curve on ``STEPS`` that takes value ``points[s]`` from step ``s`` on (step 0 first)."""
+    out, current = [], None
+    for s in STEPS:
+        current = points.get(s, current)
+        out.append(current)
+    return out
+
+
+def losses(t_train=None, t_test=None, half_train=None, half_test=None, end_test=0.05, **columns):
+    """A run whose train loss halves at ``half_train`` and reaches 0.05x at ``t_train``, and whose
+    test loss does the same at ``half_test`` / ``t_test`` (None: never), ending at ``end_test``."""
+    def one(half, full, end):
+        points = {0: 1.0}
+        if half is not None:
+            points[half] = 0.45 if full is not None else end
+        if full is not None:
+            points[full] = end
+        elif half is None:
+            points[STEPS[-1]] = end  # never halves: ends at ``end``
+        return levels(points)
+
+    return fake_run(curve(STEPS, train_loss=one(half_train or t_train, t_train, 0.05),
+                          test_loss=one(half_test or t_test, t_test, end_test), **columns))
+
+
+def judged(design, runs: dict):
+    """The design's judge on ``runs`` ({arm key: [run per seed]}): (criteria, all hold)."""
+    n = len(next(iter(runs.values())))
+    res = results_from_runs(design.arms, list(range(n)), runs, design.measure)
+    criteria = design.judge(res)
+    return criteria, all(criteria)
+
+
+def design(name: str, quick: bool = True):
+    return RECIPES[name].fn(RecipeContext(out=None, quick=quick))
+
+
+# ----------------------------------------------------------------------------- designs and controls
+def test_all_toy_recipes_are_listed():
     names = list_recipes()
-    for name in ("lazyrich-interpolated-init", "lazyrich-optimizers"):
-        assert names[name].startswith("[001 app.")
+    assert all(n in names for n in NAMES)
 
 
-def test_grok_amount_counts_a_test_loss_that_never_falls_as_the_run_length():
-    def run(train, test):
-        return SimpleNamespace(metrics=pd.DataFrame({"step": [0, 10, 20, 30], "train_loss": train, "test_loss": test}))
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("quick", [True, False])
+def test_designs_and_their_controls_validate(name, quick):
+    d = design(name, quick)
+    assert d.control is not None and d.falsifier and d.size
+    for arm in d.arms:
+        arm.config.override(*d.control.overrides)  # raises on an invalid key or combination
+    timing = name not in ("lazyrich-phase-diagram",)
+    assert len(d.seeds) >= (3 if quick else 1) and (not timing or len(d.seeds) >= 3)
 
-    assert _grok_amount(run([1, 0.05, 0.01, 0.01], [1, 1, 0.05, 0.01]), 30) == 10.0
-    assert _grok_amount(run([1, 0.05, 0.01, 0.01], [1, 1, 1, 1]), 30) == 20.0
-    assert math.isnan(_grok_amount(run([1, 1, 1, 1], [1, 1, 1, 1]), 30))
-    assert _non_increasing([3.0, 3.0, 1.0]) and not _non_increasing([1.0, 2.0]) and not _non_increasing([1.0, math.nan])
+
+def test_full_sizes_are_the_authors_settings():
+    fig1 = design("lazyrich-fig1", quick=False).arms[0].config
+    assert (fig1.task.d, fig1.model.width, fig1.task.n_train, fig1.model.eps, fig1.lr, fig1.train.steps) == \
+        (100, 500, 550, 0.02, 500, 100_000) and fig1.model.centred
+    a = {arm.config.model.alpha: arm.config for arm in design("lazyrich-fig3a", quick=False).arms}
+    assert sorted(a) == [2.0 ** -5, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert a[4.0].lr == 0.5 * 500 / 16 and a[4.0].train.label_scale == 2.0 and a[4.0].task.n_train == 450
+    f4 = design("lazyrich-fig4", quick=False).arms[0].config
+    assert (f4.task.d, f4.model.width, f4.task.n_train, f4.lr, f4.train.steps, f4.model.centred) == \
+        (40, 2, 120, 1.0, 50_000, False)
+    gold = design("lazyrich-goldilocks", quick=False)
+    assert sorted(a.config.task.n_train for a in gold.arms) == [50, 120, 500]
+    assert all(a.config.lr == 50 and a.config.model.eps == 0.5 for a in gold.arms)
+    interp = design("lazyrich-interpolated-init", quick=False)
+    assert [a.config.model.init_interp for a in interp.arms] == [0.0, 0.05, 0.2, 0.5, 0.75, 0.95]
+    assert all(a.config.train.steps == 20_000 and not a.config.model.centred for a in interp.arms)
+    mom = design("lazyrich-optimizers", quick=False).arms[0].config
+    assert mom.optim.momentum == 0.95 and mom.lr == 500 and mom.linearized.enabled
+    phase = design("lazyrich-phase-diagram", quick=False)
+    assert len(phase.arms) == 196 and {round(a.config.lr * a.config.model.alpha ** 2) for a in phase.arms} == {10_000}
+    assert [toy.label_index(a.config) for a in design("lazyrich-fig5", quick=False).arms] == [1, 5, 70, 75, 100, 150]
 
 
-def test_optimizer_variants_keep_the_early_function_space_speed():
-    alpha = 4.0
-    base = _toy(10, 20, 30, 0.25, alpha, 0.5, 100, metrics=())
-    gd, momentum, adam = (_with_optimizer(base, n, alpha, 0.5, 0.01) for n in ("gd", "momentum", "adam"))
-    assert gd.optim.name == "gd" and gd.lr == 0.5 * 20 / alpha**2
-    # momentum 0.9: long-run step lr / (1 - 0.9) equals GD's
-    assert momentum.optim.momentum == 0.9 and math.isclose(momentum.lr / (1 - 0.9), gd.lr)
-    assert adam.optim.name == "adam" and adam.lr == 0.01 / alpha and tuple(adam.optim.betas) == (0.9, 0.999)
+def test_phase_grid_can_be_reduced(monkeypatch):
+    monkeypatch.setenv(toy.PHASE_ENV, "1,7")
+    d = design("lazyrich-phase-diagram", quick=False)
+    assert sorted((a.config.model.alpha, a.config.model.eps) for a in d.arms) == \
+        [(0.4, 0.02), (0.4, 0.14), (2.8, 0.02), (2.8, 0.14)]
+
+
+# ----------------------------------------------------------------------------- measures: censoring
+def test_times_are_censored_when_the_test_loss_never_falls():
+    m = toy.measure_times(losses(t_train=500, t_test=2000, half_train=100, half_test=1000))
+    assert (m["t_train"], m["t_test"], m["delay"], m["grok_ratio"]) == (500, 2000, 1500.0, 4.0)
+    assert m["reduction_delay"] == 900.0 and m["final_test_rel"] == pytest.approx(0.05)
+    never = toy.measure_times(losses(t_train=500, t_test=None, end_test=0.9))
+    assert never["t_test"] is None and never["delay"] is None and never["grok_ratio"] is None  # censored
+    unfit = toy.measure_times(fake_run(curve(STEPS, train_loss=levels({0: 1.0, 100: 0.5}),
+                                             test_loss=levels({0: 1.0, 100: 0.6}))))
+    assert math.isnan(unfit["delay"]) and math.isnan(unfit["grok_ratio"])  # undefined, not "slow"
+    assert unfit["t_train_half"] == 100 and unfit["reduction_delay"] is None
+
+
+def test_phase_amount_is_absolute_and_censored():
+    run = fake_run(curve(STEPS, train_loss=levels({0: 0.6, 100: 0.05}), test_loss=levels({0: 0.6, 900: 0.08})))
+    assert toy.measure_phase(run) == {"t_train_abs": 100, "t_test_abs": 900, "amount": 800.0}
+    stuck = fake_run(curve(STEPS, train_loss=levels({0: 0.6, 100: 0.05}), test_loss=levels({0: 0.6, 900: 0.2})))
+    assert toy.measure_phase(stuck)["amount"] is None  # the authors' code counted this as 0 grokking
+    early = fake_run(curve(STEPS, train_loss=levels({0: 0.6, 300: 0.05}), test_loss=levels({0: 0.6, 100: 0.08})))
+    assert toy.measure_phase(early)["amount"] == 0.0
+
+
+# ----------------------------------------------------------------------------- judges: pass and fail
+def test_fig1_judge():
+    d = design("lazyrich-fig1")
+
+    def run(t_test, align_fit, align_end):
+        align = levels({0: 0.1, 500: align_fit, 600: align_end})
+        return losses(t_train=500, t_test=t_test, **{"toy.M_top_align": align})
+
+    assert judged(d, {"gd": [run(3000, 0.2, 0.97)] * 3})[1]
+    assert not judged(d, {"gd": [run(None, 0.2, 0.3)] * 3})[1]  # the lazy control: never generalises
+    assert not judged(d, {"gd": [run(600, 0.2, 0.97)] * 3})[1]  # no delay
+    assert not judged(d, {"gd": [run(3000, 0.8, 0.97)] * 3})[1]  # features aligned before the fit
+    assert not judged(d, {"gd": [run(3000, 0.2, 0.97), run(None, 0.2, 0.3), run(None, 0.2, 0.3)]})[1]  # 1 of 3
+
+
+def test_alpha_sweep_judge():
+    d = design("lazyrich-fig3a")
+    keys = [a.key for a in sorted(d.arms, key=lambda a: a.config.model.alpha)]
+
+    def sweep(half_tests, ends):
+        return {k: [losses(t_train=400, t_test=4000 if e < 0.1 else None, half_train=50, half_test=h, end_test=e)
+                    for _ in range(3)] for k, h, e in zip(keys, half_tests, ends)}
+
+    assert judged(d, sweep([100, 300, 2000], [0.01, 0.04, 0.3]))[1]
+    assert judged(d, sweep([100, 300, None], [0.01, 0.04, 0.7]))[1]  # the laziest never halves: beyond all
+    assert not judged(d, sweep([2000, 300, 100], [0.01, 0.04, 0.3]))[1]  # inverted: delay shrinks with alpha
+    assert not judged(d, sweep([100, 100, 100], [0.01, 0.01, 0.01]))[1]  # the aligned-target control: no delay
+    assert not judged(d, sweep([100, 300, 2000], [0.3, 0.04, 0.01]))[1]  # laziest ends best
+
+
+def test_eps_sweep_judge():
+    d = design("lazyrich-fig3b")
+    keys = [a.key for a in sorted(d.arms, key=lambda a: a.config.model.eps)]
+
+    def sweep(half_tests, ends):
+        return {k: [losses(t_train=400, t_test=None, half_train=50, half_test=h, end_test=e) for _ in range(3)]
+                for k, h, e in zip(keys, half_tests, ends)}
+
+    assert judged(d, sweep([1000, 300, 50], [0.2, 0.25, 0.3]))[1]
+    assert not judged(d, sweep([50, 300, 1000], [0.2, 0.25, 0.3]))[1]  # inverted (the old check's direction)
+    assert not judged(d, sweep([50, 50, 50], [0.2, 0.25, 0.3]))[1]  # control-like: no delay anywhere
+    assert not judged(d, sweep([1000, 300, 50], [0.3, 0.25, 0.2]))[1]  # small eps ends worse
+    assert not judged(d, sweep([1000, 300, 400], [0.2, 0.25, 0.3]))[1]  # large eps: test halves 8x later
+
+
+def test_phase_judge():
+    d = design("lazyrich-phase-diagram")
+    rich, mid, aligned = toy._phase_cells(results_from_runs(d.arms, [0], {a.key: [losses(1, 2)] for a in d.arms},
+                                                            toy.measure_phase))
+
+    def cell(t_train, t_test):
+        test = levels({0: 0.6, t_test: 0.05}) if t_test is not None else levels({0: 0.6, 200: 0.2})
+        return fake_run(curve(STEPS, train_loss=levels({0: 0.6, t_train: 0.05}), test_loss=test))
+
+    def grid(r, m, a):
+        return {rich: [cell(*r)] * 3, mid: [cell(*m)] * 3, aligned: [cell(*a)] * 3}
+
+    assert judged(d, grid((100, 200), (500, 2500), (50, 150)))[1]
+    assert not judged(d, grid((500, 2500), (100, 200), (50, 150)))[1]  # laziness axis inverted
+    assert not judged(d, grid((100, 200), (500, 2500), (500, 4000)))[1]  # alignment axis inverted
+    assert not judged(d, grid((100, 200), (500, None), (50, 150)))[1]  # intermediate never generalises
+    assert not judged(d, grid((100, 150), (100, 150), (100, 150)))[1]  # control-like: no delay anywhere
+    assert not judged(d, grid((100, 200), (500, 2500), (50, None)))[1]  # well-aligned never generalises
+
+
+def test_decomposition_judge():
+    d = design("lazyrich-fig4")
+
+    def run(t_test, share, fall, err=0.0, fit=500):
+        test = levels({0: 1.0, fit: 0.5, t_test: 0.05} if t_test else {0: 1.0, fit: 0.5})
+        mis = [t * share if s < (t_test or 10**9) else t * share * fall * 0.5 / 0.05 for s, t in zip(STEPS, test)]
+        scale = [t * (1 - share) / 2 * (1 + err) for t in test]
+        return fake_run(curve(STEPS, train_loss=levels({0: 1.0, fit: 0.05}), test_loss=test,
+                              **{"toy.loss_misalign": mis, "toy.loss_scale": scale,
+                                 "toy.loss_linear": [t * (1 - share) / 2 for t in test]}))
+
+    assert judged(d, {"fig4": [run(5000, 0.8, 0.1)] * 3})[1]
+    assert not judged(d, {"fig4": [run(None, 0.8, 0.1)] * 3})[1]  # stuck / too little data: never generalises
+    assert not judged(d, {"fig4": [run(5000, 0.3, 0.1)] * 3})[1]  # misalignment not the bulk at the fit
+    assert not judged(d, {"fig4": [run(5000, 0.8, 0.1, err=1.0)] * 3})[1]  # terms do not add up
+    assert not judged(d, {"fig4": [run(5000, 0.8, 0.1), run(None, 0.8, 0.1), run(None, 0.8, 0.1)]})[1]
+
+
+def test_goldilocks_judge():
+    d = design("lazyrich-goldilocks")
+    small, mid, large = [a.key for a in sorted(d.arms, key=lambda a: a.config.task.n_train)]
+
+    def three(s, m, lg):
+        return {small: [s] * 3, mid: [m] * 3, large: [lg] * 3}
+
+    never = losses(t_train=300, t_test=None, end_test=0.8)
+    groks, prompt = losses(t_train=300, t_test=3000), losses(t_train=300, t_test=450)
+    assert judged(d, three(never, groks, prompt))[1]
+    interpolates = losses(t_train=300, t_test=None, end_test=0.55)  # what the authors' middle P does here
+    assert not judged(d, three(never, interpolates, prompt))[1]
+    assert not judged(d, three(prompt, prompt, prompt))[1]  # aligned-target control: all prompt
+    assert not judged(d, three(never, groks, groks))[1]  # much data still delayed
+
+
+def test_eigvec_judge():
+    d = design("lazyrich-fig5")
+    k1, k_mid, k_last = [a.key for a in sorted(d.arms, key=lambda a: toy.label_index(a.config))]
+    cka = {"align.cka": levels({0: 0.3})}
+    prompt, groks = losses(t_train=300, t_test=450, **cka), losses(t_train=300, t_test=3000, **cka)
+    never = losses(t_train=300, t_test=None, end_test=0.9, **cka)
+
+    def three(a, b, c):
+        return {k1: [a] * 3, k_mid: [b] * 3, k_last: [c] * 3}
+
+    assert judged(d, three(prompt, groks, never))[1]
+    assert not judged(d, three(prompt, never, never))[1]  # the lazy control: intermediate k never learned
+    assert not judged(d, three(groks, groks, never))[1]  # top eigenvector also delayed
+    assert not judged(d, three(prompt, groks, prompt))[1]  # lowest eigenvector learned
+
+
+def test_interp_judge():
+    d = design("lazyrich-interpolated-init")
+    keys = {a.config.model.init_interp: a.key for a in d.arms}
+
+    def run(rise, cka, t_test=2000):
+        test = levels({0: 1.0, 100: rise, t_test: 0.05} if t_test else {0: 1.0, 100: rise})
+        return fake_run(curve(STEPS, train_loss=levels({0: 1.0, 100: 0.05}), test_loss=test,
+                              **{"align.cka": levels({0: cka})}))
+
+    def sweep(rise0, rise_little, cka0, cka_little):
+        return {keys[0.0]: [run(rise0, cka0)] * 3, keys[toy.A_LITTLE]: [run(rise_little, cka_little)] * 3,
+                keys[0.95]: [run(1.0, 0.5)] * 3}
+
+    assert judged(d, sweep(1.5, 1.0, 0.02, 0.05))[1]
+    assert not judged(d, sweep(1.0, 1.0, 0.02, 0.05))[1]  # much-data control: no bump to remove
+    assert not judged(d, sweep(1.5, 1.4, 0.02, 0.05))[1]  # the bump survives a little alignment
+    assert not judged(d, sweep(1.5, 1.0, 0.05, 0.02))[1]  # alignment inverted
+    stuck = {**sweep(1.5, 1.0, 0.02, 0.05), keys[0.0]: [run(1.5, 0.02, t_test=None)] * 3}
+    assert not judged(d, stuck)[1]  # test loss climbs but never comes down: not grokking
+
+
+def test_momentum_judge():
+    d = design("lazyrich-optimizers")
+
+    def run(lin_early, lin_end, t_test=4000):
+        test = levels({0: 1.0, 200: 0.9, t_test or 9000: 0.05 if t_test else 0.5})
+        lin = [t if s < 1000 else max(t, lin_end) for s, t in zip(STEPS, test)]
+        lin = [v * (lin_early if 200 <= s < 1000 else 1.0) for s, v in zip(STEPS, lin)]
+        return fake_run(curve(STEPS, train_loss=levels({0: 1.0, 200: 0.45, 500: 0.05}), test_loss=test,
+                              **{"lin.test_loss": lin}))
+
+    assert judged(d, {"momentum": [run(1.02, 0.5)] * 3})[1]
+    assert not judged(d, {"momentum": [run(1.02, 0.05, t_test=None)] * 3})[1]  # lazy control: stays linear
+    assert not judged(d, {"momentum": [run(2.0, 0.5)] * 3})[1]  # never tracked its linearisation
+    assert not judged(d, {"momentum": [run(1.02, 0.06)] * 3})[1]  # ends no better than its linearisation
+
+
+# ----------------------------------------------------------------------------- fig. 5's runner
+def test_eigenvector_labels_are_the_kernels_eigenvectors(tmp_path):
+    import torch
+
+    from groklab.api import load
+    from groklab.metrics.ntk import empirical_ntk
+
+    cfg = toy.eigvec_config(3, steps=20, evals=2).override("task.d=10", "task.n_train=12", "task.n_test=12")
+    run = toy.eigenvector_label_run(cfg, tmp_path / "k3")
+    again = load(run.dir)
+    assert again.summary["steps"] == 20 and "eigenvector 3" in again.summary["task"]
+    from groklab.models import build_model
+    from groklab.seeding import generator
+    from groklab.tasks import build_task
+
+    data = build_task(cfg.task, cfg.seed)
+    model = build_model(cfg.model, data, generator(cfg.seed, "init"))
+    x = torch.cat([data.train_x, data.test_x])
+    y = toy.eigenvector_labels(model, x, 3)
+    K = empirical_ntk(model, x).double()
+    K = K - K.mean()
+    eig = torch.linalg.eigvalsh(K).flip(0)
+    assert torch.allclose(K @ y.double(), eig[2] * y.double(), atol=1e-5 * float(eig[0]))
+    assert float(y.norm()) == pytest.approx(1.0, abs=1e-5)
