@@ -5,7 +5,10 @@
     groklab presets
     groklab reproduce NAME [--quick] [--out DIR] [--set key=value ...] [--seeds N|LIST] [--jobs N]
     groklab reproduce --list
-    groklab show DIR
+    groklab sweep [PRESET] --grid KEY=V1,V2 [--grid KEY=A..B ...] [--set ...] [--out DIR] [--jobs N]
+    groklab runs [ROOT] [--query SQL]
+    groklab plot phase DIR --x KEY --y KEY [--value COLUMN]  |  groklab plot curves DIR --by KEY
+    groklab show DIR [--json]
 
 Bad input prints one line ``groklab: error: ...`` and exits with code 2.
 """
@@ -58,6 +61,33 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a config key in every run of the recipe (treatment and control)")
     rep.add_argument("--seeds", help="seeds to run instead of the recipe's: a count N (0..N-1) or a list 0,3,7")
     rep.add_argument("--jobs", type=int, default=1, help="train this many runs at once in worker processes")
+
+    sw = sub.add_parser("sweep", help="run a preset over a grid of config values, one run directory per point")
+    sw.add_argument("preset", nargs="?", help="preset name (default: mlp-add)")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2|A..B",
+                    help="a grid axis, e.g. model.alpha=0.25,1,4 or seed=0..7 (repeatable)")
+    sw.add_argument("--grid-file", help="JSON object of grid axes, e.g. {\"seed\": [0, 1]}")
+    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key at every point")
+    sw.add_argument("--out", help="sweep directory (default: runs/sweep-<preset>-<timestamp>); rerun to resume")
+    sw.add_argument("--jobs", type=int, default=1, help="train this many points at once in worker processes")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    rn = sub.add_parser("runs", help="list the runs under a folder, or query them with SQL (DuckDB)")
+    rn.add_argument("root", nargs="?", default="runs")
+    rn.add_argument("--query", help="SQL over the tables runs and metrics, e.g. "
+                    "'SELECT \"model.alpha\", median(t_test_acc) FROM runs GROUP BY 1'")
+    rn.add_argument("--csv", action="store_true", help="print CSV instead of a table")
+
+    pl = sub.add_parser("plot", help="figures of a sweep: a phase diagram or curves by a grid key")
+    pl.add_argument("kind", choices=["phase", "curves"])
+    pl.add_argument("dir", help="sweep (or any) directory holding run directories")
+    pl.add_argument("--x", help="phase: grid key on the x axis")
+    pl.add_argument("--y", help="phase: grid key on the y axis")
+    pl.add_argument("--value", default="grok_delay", help="phase: summary column to colour by (default grok_delay)")
+    pl.add_argument("--by", help="curves: grid key, one colour per value")
+    pl.add_argument("--column", default="test_acc", help="curves: metrics column (default test_acc)")
+    pl.add_argument("--out", help="PNG path (default: DIR/phase-X-Y.png or DIR/curves-BY.png)")
 
     show = sub.add_parser("show", help="print the summary of a run directory")
     show.add_argument("dir")
@@ -182,6 +212,74 @@ def _parse_seeds(text: Optional[str]) -> Optional[list[int]]:
     return values
 
 
+def _cmd_sweep(args) -> int:
+    import time
+
+    import groklab
+    from groklab.sweeps import grid_of, sweep
+
+    if args.jobs < 1:
+        raise GroklabError(f"--jobs must be at least 1 (got {args.jobs})")
+    grid = grid_of(args.grid, args.grid_file)
+    base = groklab.load_preset(args.preset or groklab.DEFAULT_PRESET).override(*args.overrides)
+    out = args.out or f"runs/sweep-{args.preset or groklab.DEFAULT_PRESET}-{time.strftime('%Y%m%d-%H%M%S')}"
+    document = sweep(base, grid, out, workers=args.jobs, progress=not args.no_progress)
+    counts = {s: sum(p["status"] == s for p in document["points"]) for s in ("done", "diverged", "failed")}
+    print(f"\nsweep {out}: {len(document['points'])} points: {counts['done']} done, {counts['diverged']} diverged, "
+          f"{counts['failed']} failed")
+    for p in document["points"]:
+        if p["status"] == "failed":
+            print(f"  failed {p['name']}: {p['error']}")
+    print(f"  list or query them: groklab runs {out}")
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    import pandas as pd
+
+    from groklab.store.index import query, runs
+
+    if args.query:
+        table = query(args.root, args.query)
+    else:
+        table = runs(args.root)
+        if table.empty:
+            print(f"no finished runs under {args.root}")
+            return 0
+        keep = ["dir", "task.name", "model.name", "seed", "steps", "train_acc", "test_acc", "t_train_acc",
+                "t_test_acc", "diverged"]
+        table = table[[c for c in keep if c in table.columns]]
+    if args.csv:
+        print(table.to_csv(index=False), end="")
+    else:
+        with pd.option_context("display.max_rows", 500, "display.max_columns", 50, "display.width", 200):
+            print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    import groklab
+    from groklab.report.sweeps import curves_by_figure, phase_figure
+    from groklab.store.index import runs
+
+    table = runs(args.dir)
+    if table.empty:
+        raise GroklabError(f"no finished runs under {args.dir}")
+    if args.kind == "phase":
+        if not (args.x and args.y):
+            raise GroklabError("plot phase needs --x KEY and --y KEY (grid keys, e.g. model.alpha and model.eps)")
+        out = args.out or f"{args.dir}/phase-{args.x}-{args.y}.png"
+        phase_figure(table, args.x, args.y, args.value, out)
+    else:
+        if not args.by:
+            raise GroklabError("plot curves needs --by KEY (a grid key, e.g. model.alpha)")
+        out = args.out or f"{args.dir}/curves-{args.by}.png"
+        metrics = {d: groklab.load(d).metrics for d in table["dir"]}
+        curves_by_figure(table, metrics, args.by, args.column, out)
+    print(out)
+    return 0
+
+
 def _cmd_show(args) -> int:
     import json
 
@@ -199,7 +297,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``groklab`` command; returns the exit code."""
     try:
         args = _build_parser().parse_args(argv)
-        handler = {"run": _cmd_run, "presets": _cmd_presets, "reproduce": _cmd_reproduce, "show": _cmd_show}.get(args.command)
+        handler = {"run": _cmd_run, "presets": _cmd_presets, "reproduce": _cmd_reproduce, "show": _cmd_show,
+                   "sweep": _cmd_sweep, "runs": _cmd_runs, "plot": _cmd_plot}.get(args.command)
         if handler is None:
             _build_parser().print_help()
             return EXIT_BAD_INPUT

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import math
+from typing import Optional, Sequence
 
 import pandas as pd
 
 from groklab.config import EvalConfig
 
-__all__ = ["first_step", "grokking_times"]
+__all__ = ["first_step", "grokking_times", "median_censored"]
 
 
 def first_step(steps: pd.Series, condition: pd.Series) -> Optional[int]:
@@ -44,3 +45,14 @@ def grokking_times(metrics: pd.DataFrame, cfg: EvalConfig = EvalConfig()) -> dic
         "grok_ratio": t_test_acc / t_train_acc if both and t_train_acc > 0 else None,
         "grokked": t_test_acc is not None,
     }
+
+
+def median_censored(values: Sequence[Optional[float]]) -> Optional[float]:
+    """Median with censored values (None: the run never got there) counted as later than any
+    that did; None when the median itself is censored (or there are no values)."""
+    ordered = sorted(math.inf if v is None else float(v) for v in values)
+    if not ordered:
+        return None
+    n = len(ordered)
+    med = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return None if math.isinf(med) and med > 0 else med

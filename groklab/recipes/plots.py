@@ -167,6 +167,6 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
 def median_censored(values: Sequence, budget: int = 0):
     """Median with runs that never reached the target counted as later than any that did;
     None when the median itself is such a run."""
-    from groklab.recipes.protocol import median_censored as median
+    from groklab.analysis.grokking import median_censored as median
 
     return median(values)

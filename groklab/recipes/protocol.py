@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from groklab.analysis.grokking import median_censored
 from groklab.config import Config
 from groklab.errors import GroklabError
 
@@ -102,18 +103,6 @@ class Design:
 
 
 # ----------------------------------------------------------------------------- seed samples
-def median_censored(values: Sequence[Number], budget: Any = None) -> Optional[float]:
-    """Median with censored values (None: the run never got there) counted as later than
-    any that did; None when the median itself is censored. ``budget`` is unused (kept for
-    callers that pass it)."""
-    ordered = sorted(math.inf if v is None else float(v) for v in values)
-    if not ordered:
-        return None
-    n = len(ordered)
-    med = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return None if math.isinf(med) and med > 0 else med
-
-
 @dataclass(frozen=True)
 class Sample:
     """One quantity over seeds: ``values[i]`` belongs to ``seeds[i]``; None = censored (never
@@ -264,63 +253,26 @@ def most_seeds(sample: Sample, predicate: Callable[[float], bool], name: str, wh
 
 
 # ----------------------------------------------------------------------------- running a design
-def _run_one(config_json: str, out: str, runner: Optional[Callable] = None, threads: int = 1):
-    """Worker: train one config into ``out`` and return its directory (a process of its own)."""
-    import torch
-
-    from groklab.api import run
-    from groklab.config import Config
-
-    torch.set_num_threads(threads)
-    config = Config.from_json(config_json)
-    if runner is not None:
-        return str(runner(config, Path(out)).dir)
-    return str(run(config, out=out, overwrite=True, progress=False).dir)
-
-
 def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: int = 1, progress: bool = False,
             description: str = "runs") -> list[Any]:
     """Train every ``(config, out, runner)`` and return the loaded runs in order. Identical
     jobs run once (a control that changes nothing for some arm costs nothing). With
-    ``workers > 1`` runs go to that many processes, one torch thread each."""
-    import torch
-
+    ``workers > 1`` runs go to that many processes, one torch thread each. A run that fails
+    raises :class:`GroklabError` naming it: a verdict needs every run."""
     from groklab.api import load
+    from groklab.sweeps.executor import Job, execute
 
-    first: dict[str, tuple[str, str, Optional[Callable]]] = {}
+    first: dict[str, Job] = {}
     keys = []
     for config, out, runner in jobs:
         key = config.to_json() + "|" + getattr(runner, "__qualname__", "")
-        first.setdefault(key, (config.to_json(), str(out), runner))
+        first.setdefault(key, Job(config.to_json(), str(out), runner=runner))
         keys.append(key)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(first), desc=description, unit="run", leave=False)
-    done: dict[str, str] = {}
-    if workers <= 1 or len(first) == 1:
-        threads = torch.get_num_threads()
-        try:
-            for key, args in first.items():
-                done[key] = _run_one(*args, threads=1)
-                if bar:
-                    bar.update()
-        finally:
-            torch.set_num_threads(threads)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_run_one, *args): key for key, args in first.items()}
-            for fut in as_completed(futures):
-                done[futures[fut]] = fut.result()
-                if bar:
-                    bar.update()
-    if bar:
-        bar.close()
-    loaded = {key: load(path) for key, path in done.items()}
+    outcomes = execute(first.values(), workers=workers, progress=progress, description=description)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        raise GroklabError(f"{len(failed)} run(s) failed, first {failed[0].out}: {failed[0].error}")
+    loaded = {key: load(job.out) for key, job in first.items()}
     return [loaded[key] for key in keys]
 
 

@@ -1,0 +1,93 @@
+"""Train many configs: in this process or in a pool of worker processes (one torch thread
+each), with one progress bar. A point that fails is recorded with its error, not raised."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+__all__ = ["Job", "Outcome", "execute"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run to make: its config (as JSON), its directory, whether to resume what is there,
+    and an optional picklable ``runner(config, out) -> Run`` instead of :func:`groklab.run`."""
+
+    config_json: str
+    out: str
+    resume: bool = False
+    runner: Optional[Callable] = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a job: ``done``, ``diverged`` or ``failed`` (with the error's one line)."""
+
+    out: str
+    status: str
+    error: Optional[str] = None
+
+
+def run_job(job: Job, threads: int = 1) -> Outcome:
+    """Train one job here; never raises for a failing run (the outcome says why)."""
+    import torch
+
+    from groklab import api
+    from groklab.config import Config
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        config = Config.from_json(job.config_json)
+        if job.runner is not None:
+            run = job.runner(config, Path(job.out))
+        elif job.resume:
+            run = api.resume(job.out, progress=False)
+        else:
+            run = api.run(config, out=job.out, overwrite=True, progress=False)
+        return Outcome(job.out, "diverged" if run.summary.get("diverged") else "done")
+    except Exception as e:  # a sweep records the failure of one point and goes on
+        return Outcome(job.out, "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    finally:
+        torch.set_num_threads(previous)
+
+
+def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, description: str = "runs",
+            on_outcome: Optional[Callable[[Outcome], Any]] = None) -> list[Outcome]:
+    """Run ``jobs`` (in order when ``workers == 1``, else in a pool of that many processes) and
+    return their outcomes in the jobs' order; ``on_outcome`` is called as each one finishes."""
+    jobs = list(jobs)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc=description, unit="run")
+    outcomes: dict[int, Outcome] = {}
+
+    def finished(i: int, outcome: Outcome) -> None:
+        outcomes[i] = outcome
+        if on_outcome:
+            on_outcome(outcome)
+        if bar:
+            bar.update()
+            bar.set_postfix_str(f"{sum(o.status != 'failed' for o in outcomes.values())} ok, "
+                                f"{sum(o.status == 'failed' for o in outcomes.values())} failed", refresh=False)
+
+    try:
+        if workers <= 1 or len(jobs) <= 1:
+            for i, job in enumerate(jobs):
+                finished(i, run_job(job))
+        else:
+            context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+    finally:
+        if bar:
+            bar.close()
+    return [outcomes[i] for i in range(len(jobs))]

@@ -1,0 +1,110 @@
+"""groklab sweep: grid parsing, one run directory per point, restart after a kill without
+redoing finished points, failures recorded; the runs index and sweep figures."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import groklab
+from groklab import GroklabError
+from groklab.cli import main
+from groklab.store.index import query, runs
+from groklab.sweeps import read_sweep, sweep
+from groklab.sweeps.grid import grid_points, parse_grid, point_name
+from tests.conftest import Killed, tiny
+
+BASE = tiny(train={"steps": 30, "eval_every": 10, "checkpoint_every": 10})
+
+
+def test_grids_parse_lists_and_ranges():
+    grid = parse_grid(["model.width=16,32", "seed=0..2"])
+    assert grid == {"model.width": [16, 32], "seed": [0, 1, 2]}
+    points = grid_points(grid)
+    assert len(points) == 6 and points[0] == ("model.width=16", "seed=0")
+    assert point_name(points[-1]) == "model.width=32_seed=2"
+    for bad in (["seed"], ["seed=3..1"], ["seed=1", "seed=2"], ["seed="]):
+        with pytest.raises(GroklabError):
+            parse_grid(bad)
+
+
+def test_a_sweep_makes_one_run_per_point_and_skips_finished_ones(tmp_path):
+    grid = {"optim.lr": [0.01, 1e20], "seed": [0, 1]}  # lr 1e20 diverges: a result, not a crash
+    doc = sweep(BASE, grid, tmp_path / "s", progress=False)
+    status = {p["name"]: p["status"] for p in doc["points"]}
+    assert status == {"optim.lr=0.01_seed=0": "done", "optim.lr=0.01_seed=1": "done",
+                      "optim.lr=1e+20_seed=0": "diverged", "optim.lr=1e+20_seed=1": "diverged"}
+    assert read_sweep(tmp_path / "s") == doc
+    stamp = (tmp_path / "s" / "optim.lr=0.01_seed=0" / "summary.json").stat().st_mtime_ns
+    again = sweep(BASE, grid, tmp_path / "s", progress=False)
+    assert (tmp_path / "s" / "optim.lr=0.01_seed=0" / "summary.json").stat().st_mtime_ns == stamp
+    assert [p["status"] for p in again["points"]] == [p["status"] for p in doc["points"]]
+
+
+def test_a_killed_point_resumes_to_the_uninterrupted_metrics(tmp_path, monkeypatch):
+    from groklab.training import loop
+
+    grid = {"seed": [0]}
+    real, calls = loop.train_step, {"n": 0}
+
+    def dying(*args):
+        calls["n"] += 1
+        if calls["n"] == 25:  # after the step-20 checkpoint, as a kill -9 would leave it
+            raise Killed
+        return real(*args)
+
+    monkeypatch.setattr(loop, "train_step", dying)
+    with pytest.raises(Killed):
+        groklab.run(BASE.override("seed=0"), out=tmp_path / "s" / "seed=0", progress=False)
+    monkeypatch.setattr(loop, "train_step", real)
+    sweep(BASE, grid, tmp_path / "s", progress=False)
+    whole = groklab.run(BASE.override("seed=0"), out=tmp_path / "whole", progress=False)
+    pd.testing.assert_frame_equal(groklab.load(tmp_path / "s" / "seed=0").metrics, whole.metrics, check_exact=True)
+
+
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+    base = tiny(task={"name": "images", "dataset": "mnist", "path": str(tmp_path / "nowhere"), "n_train": 10,
+                      "n_test": 10}, train={"steps": 5, "eval_every": 5})
+    doc = sweep(base, {"seed": [0, 1]}, tmp_path / "s", progress=False)
+    assert [p["status"] for p in doc["points"]] == ["failed", "failed"]
+    assert "nowhere" in doc["points"][0]["error"] and "\n" not in doc["points"][0]["error"]
+
+
+def test_a_point_holding_another_run_is_refused_before_anything_runs(tmp_path):
+    groklab.run(BASE.override("seed=5"), out=tmp_path / "s" / "seed=0", progress=False)
+    with pytest.raises(GroklabError, match="another config"):
+        sweep(BASE, {"seed": [0, 1]}, tmp_path / "s", progress=False)
+    assert not (tmp_path / "s" / "seed=1").exists()
+
+
+def test_the_runs_index_answers_sql_over_configs_summaries_and_metrics(tmp_path):
+    sweep(BASE, {"model.width": [16, 32], "seed": [0, 1]}, tmp_path / "s", progress=False)
+    table = runs(tmp_path)
+    assert len(table) == 4 and {"dir", "model.width", "seed", "t_train_acc", "test_acc"} <= set(table.columns)
+    per_width = query(tmp_path, 'SELECT "model.width" AS w, count(*) AS n FROM runs GROUP BY 1 ORDER BY 1')
+    assert per_width["w"].tolist() == [16, 32] and per_width["n"].tolist() == [2, 2]
+    rows = query(tmp_path, "SELECT count(*) AS n, max(step) AS last FROM metrics")
+    assert rows["n"].iloc[0] == 4 * 4 and rows["last"].iloc[0] == 30
+    with pytest.raises(GroklabError, match="query failed"):
+        query(tmp_path, "SELECT nope FROM runs")
+
+
+def test_sweep_runs_and_plot_commands(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--grid", "model.width=16,32", "--grid", "seed=0..1", "--set", "task.p=11",
+                 "--set", "train.steps=20", "--set", "train.eval_every=10", "--out", str(out), "--no-progress",
+                 "--jobs", "2"]) == 0
+    assert "4 points: 4 done" in capsys.readouterr().out
+    assert main(["runs", str(out), "--query", 'SELECT "model.width" FROM runs', "--csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "model.width"
+    assert main(["plot", "phase", str(out), "--x", "model.width", "--y", "seed", "--value", "t_test_acc"]) == 0
+    assert (out / "phase-model.width-seed.png").stat().st_size > 1000  # every cell censored: drawn as 'never'
+    assert main(["plot", "curves", str(out), "--by", "model.width"]) == 0
+    assert (out / "curves-model.width.png").stat().st_size > 1000
+    capsys.readouterr()
+    for argv in (["plot", "phase", str(out), "--x", "nope", "--y", "seed"], ["sweep", "--grid", "seed=2..1"],
+                 ["runs", str(tmp_path / "missing")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("groklab: error:") and "\n" not in err
+    assert json.loads((out / "sweep.json").read_text())["grid"] == {"model.width": [16, 32], "seed": [0, 1]}
