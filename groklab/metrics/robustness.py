@@ -288,7 +288,8 @@ def matrix_info_metric(ctx: MetricContext) -> dict[str, float]:
     }
 
 
-def _perturbed_info(ctx: MetricContext, pairs: Tensor, sigmas, pe0: float, pmi0: float) -> dict[float, dict[str, float]]:
+def _perturbed_info(ctx: MetricContext, pairs: Tensor, sigmas, pe0: float,
+                    pmi0: float) -> dict[float, dict[str, float]]:
     """``{sigma: {pe, pmi, mid, ed}}`` with the dense inputs perturbed by ``sigma`` times one
     standard-normal draw from a seed-only generator (the same draw for every sigma and step);
     NaN for a model without dense inputs."""
