@@ -32,6 +32,7 @@ import os
 from typing import Optional, Sequence
 
 import pandas as pd
+from matplotlib.figure import Figure
 
 from groklab.config import Config
 from groklab.metrics.robustness import MATRIX_INFO_SIGMA, MATRIX_INFO_SWEEP, sweep_column
@@ -254,6 +255,39 @@ def _with(criterion: Criterion, *samples: tuple[str, Sample]) -> Criterion:
     return Criterion(criterion.name, criterion.holds, f"{criterion.detail}; {extra}")
 
 
+# ----------------------------------------------------------------------------- figures
+def only(results: Optional[Results], keys: Sequence[str]) -> Optional[Results]:
+    """``results`` restricted to the arms ``keys`` (None stays None), to draw them apart."""
+    if results is None:
+        return None
+    arms = [a for a in results.arms if a.key in keys]
+    return Results(arms, results.seeds, {a.key: results.runs[a.key] for a in arms},
+                   {a.key: results.samples[a.key] for a in arms})
+
+
+def stacked(figures: Sequence[Figure]) -> Figure:
+    """One figure holding ``figures`` one above the other (each drawn as an image), so a
+    recipe with several groups of panels stays readable; closes the parts."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    images = []
+    for f in figures:
+        f.canvas.draw()
+        images.append(np.asarray(f.canvas.buffer_rgba()))
+        plt.close(f)
+    width, height = max(i.shape[1] for i in images), sum(i.shape[0] for i in images)
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    top = 0
+    for img in images:
+        h, w = img.shape[:2]
+        ax = fig.add_axes((0, 1 - (top + h) / height, w / width, h / height))
+        ax.imshow(img, interpolation="none")
+        ax.axis("off")
+        top += h
+    return fig
+
+
 # ----------------------------------------------------------------------------- fig. 1 (weight norm)
 def _norm_at(run, step) -> float:
     m = run.metrics
@@ -364,7 +398,7 @@ def sharpness(ctx: RecipeContext) -> Design:
     steps, every = (4000, 100) if ctx.quick else (6000, 50)
     return Design(
         arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("sharpness",), every=every))],
-        seeds=seeds_for(ctx.quick, 3, 5),
+        seeds=seeds_for(ctx.quick, 4, 5),
         measure=measure_sharpness,
         judge=judge_sharpness,
         control=Control(NO_DECAY,
@@ -431,8 +465,10 @@ def perturbed_training(ctx: RecipeContext) -> Design:
         falsifier="perturbed runs not reaching 95% test acc sooner than standard ones by more than the seed spread "
                   "and 10% in at least 2/3 of the paired seeds, or not ending with test acc higher by that margin on "
                   "the images; or the same speed-ups where the networks generalise as they fit",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc"],
-                                             "Paper 000 fig. 3: perturbed training"),
+        figure=lambda res, ctl: stacked([
+            bands_figure(only(res, keys), only(ctl, keys), ["train_acc", "test_acc"], f"Paper 000 fig. 3: {title}")
+            for keys, title in ((("wd", "perturb"), "perturbed training, x+y mod 97 (stopped at 95% test acc)"),
+                                (("images", "images-perturb"), f"perturbed training, {images.task.dataset}"))]),
         notes=f"{settings_note()} Images: lambdas by the same rule (lambda1 = RMS pixel): "
               f"{', '.join(o.split('=')[1] for o in image_noise)}.",
     )
@@ -455,7 +491,7 @@ def mi_regularised(ctx: RecipeContext) -> Design:
     images = images_config(ctx.quick)
     return Design(
         arms=[Arm("images", "standard", images), Arm("mi", "MI loss, weight 0.1", images.override(*MI))],
-        seeds=seeds_for(ctx.quick, 3, 5),
+        seeds=seeds_for(ctx.quick, 4, 5),
         measure=measure_steps,
         judge=judge_mi,
         control=no_delay_control(("model.init_scale=1",), "At the standard initialisation"),
@@ -544,7 +580,7 @@ def pmi_pe(ctx: RecipeContext) -> Design:
     steps, every = (3000, 40) if ctx.quick else (4000, 20)
     return Design(
         arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("matrix_info_sweep",), every=every))],
-        seeds=seeds_for(ctx.quick, 3, 5),
+        seeds=seeds_for(ctx.quick, 4, 5),
         measure=measure_jumps,
         judge=judge_jumps,
         control=Control(NO_DECAY,
@@ -556,9 +592,10 @@ def pmi_pe(ctx: RecipeContext) -> Design:
              f"{', '.join(f'{s:g}' for s in MATRIX_INFO_SWEEP)} every {every} steps",
         falsifier="for PE or for PMI, at every noise level, the largest change between evaluations falling outside "
                   "the grokking window (e.g. at fitting) in more than 1/3 of the seeds",
-        figure=lambda res, ctl: bands_figure(
-            res, ctl, ["test_acc", *(sweep_column(q, s) for q in ("pe", "pmi") for s in MATRIX_INFO_SWEEP)],
-            "Paper 000 figs. 4-5: PE and PMI at three noise levels"),
+        figure=lambda res, ctl: stacked([
+            bands_figure(res, ctl, [acc, *(sweep_column(q, s) for s in MATRIX_INFO_SWEEP)],
+                         f"Paper 000 fig. {n}: {name} at three noise levels")
+            for acc, q, n, name in (("test_acc", "pe", 5, "PE"), ("train_acc", "pmi", 4, "PMI"))]),
         notes=f"{settings_note()} The paper's sigma is not given: PE / PMI at sigma {MATRIX_INFO_SWEEP} (noise "
               "standard deviation per one-hot coordinate, whose RMS is 0.10; noise energy 0.1x, 1x, 9x the input's), "
               "the same noise draw scaled, fixed before running.",
@@ -608,7 +645,7 @@ def mid_ed(ctx: RecipeContext) -> Design:
     steps, every = (3000, 20) if ctx.quick else (4000, 10)
     return Design(
         arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("matrix_info",), every=every))],
-        seeds=seeds_for(ctx.quick, 3, 5),
+        seeds=seeds_for(ctx.quick, 4, 5),
         measure=measure_mid_ed,
         judge=judge_mid_ed,
         control=Control(NO_DECAY,
@@ -793,7 +830,7 @@ def group_laws(ctx: RecipeContext) -> Design:
     steps, every = (3000, 40) if ctx.quick else (5000, 20)
     return Design(
         arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("heldout_laws",), every=every))],
-        seeds=seeds_for(ctx.quick, 4, 5),
+        seeds=seeds_for(ctx.quick, 5, 5),
         measure=measure_laws,
         judge=judge_laws,
         control=Control(NO_DECAY,
