@@ -11,7 +11,9 @@ Times are first steps at which a loss falls to a fraction of its value at step 0
 ``GENERALISED`` (0.1x) for "fits" / "generalises", ``REDUCED`` (0.5x) for the paper's "loss
 decrease" / "reduction" (figs. 3a, 3b). A threshold never reached within the run is censored
 (None): never "the largest delay", always later than every reached one. The phase diagram
-uses the authors' absolute threshold (loss 0.1).
+uses the authors' absolute threshold (loss 0.1). A run *groks* when its test loss both halves and
+reaches 0.1x at least ``GROKS`` times later than its train loss (``lag``): a test loss that falls
+at once but decays slowly reaches 0.1x late without any delayed decrease, and is not grokking.
 """
 
 from __future__ import annotations
@@ -105,10 +107,21 @@ def measure_times(run) -> dict:
     fit, general = _first(run, "train", GENERALISED), _first(run, "test", GENERALISED)
     fit_half, test_half = _first(run, "train", REDUCED), _first(run, "test", REDUCED)
     test = run.metrics["test_loss"]
-    return {"t_train": fit, "t_test": general, "grok_ratio": _ratio(fit, general), "delay": _delay(fit, general),
+    grok_ratio, reduction_ratio = _ratio(fit, general), _ratio(fit_half, test_half)
+    return {"t_train": fit, "t_test": general, "grok_ratio": grok_ratio, "delay": _delay(fit, general),
             "t_train_half": fit_half, "t_test_half": test_half, "reduction_delay": _delay(fit_half, test_half),
-            "reduction_ratio": _ratio(fit_half, test_half),
+            "reduction_ratio": reduction_ratio, "lag": _lag(grok_ratio, reduction_ratio),
             "final_test_rel": float(test.iloc[-1] / test.iloc[0])}
+
+
+def _lag(grok_ratio: Optional[float], reduction_ratio: Optional[float]) -> Optional[float]:
+    """The smaller of the two ratios: how much later the test loss both halves and reaches 0.1x
+    than the train loss does (None when the test loss never reaches 0.1x, NaN when undefined)."""
+    if grok_ratio is None:
+        return None
+    if reduction_ratio is None or math.isnan(grok_ratio) or math.isnan(reduction_ratio):
+        return math.nan
+    return min(grok_ratio, reduction_ratio)
 
 
 def _value_at(run, column: str, step: Optional[int]) -> float:
@@ -126,12 +139,14 @@ def _by(results: Results, value_of) -> list[str]:
     return [a.key for a in sorted(results.arms, key=lambda a: value_of(a.config))]
 
 
-def _grokked(sample, name: str, what: str = "test loss reaches 0.1x its initial value at least 2x later than "
-                                           "train loss does"):
+def _grokked(sample, name: str, what: str = "the test loss halves and reaches 0.1x its initial value, each at "
+                                           "least 2x later than the train loss does"):
+    """Most seeds grok, judged on the ``lag`` sample of :func:`measure_times`."""
     return most_seeds(sample, lambda v: v >= GROKS, name, what)
 
 
 def _prompt(sample, name: str, what: str):
+    """Most seeds have ``sample`` (a ratio of test to train times) at most ``PROMPT``."""
     return most_seeds(sample, lambda v: v <= PROMPT, name, what)
 
 
@@ -153,7 +168,7 @@ def judge_fig1(results: Results) -> list:
     """Fits first (features still misaligned), generalises >= 2x later, when M has aligned with beta."""
     r = results["gd"]
     return [
-        _grokked(r["grok_ratio"], "generalises long after fitting"),
+        _grokked(r["lag"], "generalises long after fitting"),
         most_seeds(r["align_at_fit"], lambda v: v < 0.5, "fits before the features align",
                    "|u1 . bhat| < 0.5 when train loss first reaches 0.1x (fitted with the initial features)"),
         most_seeds(r["align_final"], lambda v: v >= 0.9, "features align with beta",
@@ -504,7 +519,7 @@ def judge_decomposition(results: Results) -> list:
         most_seeds(r["decomposition_error"], lambda v: v <= 0.1, "the three terms add up to the test loss",
                    "sum of scale, misalignment and linear terms within 10% of the measured test loss at every "
                    "evaluation"),
-        _grokked(r["grok_ratio"], "generalises long after fitting"),
+        _grokked(r["lag"], "generalises long after fitting"),
         most_seeds(r["misalign_share_at_fit"], lambda v: v >= 0.5, "misalignment dominates when it fits",
                    "misalignment term >= half the test loss when the train loss first reaches 0.1x"),
         most_seeds(r["misalign_fall"], lambda v: v <= 0.2, "grokking is the misalignment term's fall",
@@ -551,7 +566,7 @@ def judge_goldilocks(results: Results) -> list:
     return [
         most_seeds(r[small]["final_test_rel"], lambda v: v > 0.5, "too little data: never generalises",
                    "final test loss above 0.5x its initial value"),
-        _grokked(r[mid]["grok_ratio"], "goldilocks data: groks"),
+        _grokked(r[mid]["lag"], "goldilocks data: groks"),
         _prompt(r[large]["grok_ratio"], "much data: generalises as it fits",
                 "test loss reaches 0.1x within 2x the steps the train loss takes"),
     ]
@@ -584,14 +599,16 @@ def goldilocks(ctx: RecipeContext) -> Design:
 
 # ============================================================================= fig. 5 (app. 8.4): eigenvector labels
 EIGVEC_NAME = re.compile(r"^eigvec-k(\d+)$")
-KS_FULL, KS_QUICK = (1, 5, 70, 75, 100, 150), (1, 70, 150)
+KS_FULL, KS_QUICK = (1, 5, 70, 75, 100, 150), (1, 5, 70, 150)
 
 
-def eigvec_config(k: int, steps: int = 25_000, evals: int = 500) -> Config:
+def eigvec_config(k: int, steps: int = 25_000, evals: Optional[int] = None) -> Config:
     """Fig. 5's run for label ``k``: 100 train + 100 test points in D=100, N=2, eps 0.25, lr 1
     (= 0.5 N / alpha^2), centred. The name ``eigvec-k<k>`` tells :func:`eigenvector_label_run`
-    which eigenvector to train on; the alignment metric runs at the first and last step."""
-    cfg = toy_config(100, 2, 100, 0.25, steps, lr_over_N=0.5, n_test=100, evals=evals, metrics=("alignment",),
+    which eigenvector to train on; the alignment metric runs at the first and last step. Evaluated
+    every 10 steps by default: the top eigenvectors are fitted within ~50 steps."""
+    cfg = toy_config(100, 2, 100, 0.25, steps, lr_over_N=0.5, n_test=100, evals=evals or steps // 10,
+                     metrics=("alignment",),
                      name=f"eigvec-k{k}")
     return cfg.override(f"eval.metrics_every={steps}")
 
@@ -660,7 +677,7 @@ def judge_eigvec(results: Results) -> list:
     keys = _by(results, label_index)
     first, last, middle = keys[0], keys[-1], keys[1:-1]
     r = results
-    inner = [_grokked(r[k]["grok_ratio"], f"{k} groks") for k in middle]
+    inner = [_grokked(r[k]["lag"], f"{k} groks") for k in middle]
     return [
         _prompt(r[first]["grok_ratio"], "the top eigenvector is learned at once",
                 "test loss reaches 0.1x within 2x the steps the train loss takes"),
@@ -674,7 +691,7 @@ def judge_eigvec(results: Results) -> list:
         claim="With labels set to the k-th eigenvector of the initial NTK, the top eigenvector is learned at once, "
         "low eigenvectors are never learned from this much data, and intermediate ones are learned late (grokking).")
 def fig5(ctx: RecipeContext) -> Design:
-    ks, steps = (KS_QUICK, 25_000) if ctx.quick else (KS_FULL, 25_000)
+    ks, steps = (KS_QUICK, 10_000) if ctx.quick else (KS_FULL, 25_000)
     return Design(
         arms=[Arm(f"k{k}", f"eigenvector {k}", eigvec_config(k, steps), runner=eigenvector_label_run) for k in ks],
         seeds=seeds_for(ctx.quick, 3, 5),
@@ -692,7 +709,14 @@ def fig5(ctx: RecipeContext) -> Design:
                "N=2, eps 0.25, lr 0.5 N / alpha^2 = 1, centred, 25k steps, labels = the k-th eigenvector of the "
                "initial NTK over all 200 points minus its scalar mean, unit norm, first 100 train, last 100 test, "
                "k in {1, 5, 70, 75, 100, 150}. The CKA ordering across k holds by construction and is only "
-               "reported (cka_init); the check judges what training decides."),
+               "reported (cka_init); the check judges what training decides. Changed after a seed-0 probe of the "
+               "full size (k = 1 / 5 / 70 / 100 / 150: test 0.1x at 100 / 200 / never / never / never steps, fits "
+               "at 50 / 50 / 200 / 850 / 1800): 'groks' first meant only t_test(0.1x) >= 2 t_train(0.1x), which "
+               "called k = 5 grokking although its test loss fell 70% in the first 50 steps; it now also needs the "
+               "test loss to halve >= 2x later than the train loss (stricter, for every recipe here). The same "
+               "probe gave k = 70 in a lazy net (alpha 16) the same curve as at alpha 1 (test 0.16x vs 0.15x): "
+               "unit-norm eigenvector labels are small enough that this N=2 net learns them lazily. Quick size: "
+               "k in {1, 5, 70, 150}, 10k steps (the curves are flat after ~10k)."),
     )
 
 
@@ -719,7 +743,7 @@ def judge_interp(results: Results) -> list:
     little = next(a.key for a in results.arms if a.config.model.init_interp == A_LITTLE)
     r = results
     return [
-        _grokked(r[t0]["grok_ratio"], "random init groks ('grokking as usual')"),
+        _grokked(r[t0]["lag"], "random init groks ('grokking as usual')"),
         most_seeds(r[t0]["test_rise"], lambda v: v >= RISE, "random init: dramatic grokking",
                    f"test loss climbs >= {RISE:g}x its initial value while the train loss falls"),
         most_seeds(r[little]["test_rise"], lambda v: v < RISE, f"t={A_LITTLE:g}: the bump is gone",
@@ -781,7 +805,7 @@ def judge_momentum(results: Results) -> list:
     """With momentum: groks, first tracking its linearisation, then leaving it for a much lower test loss."""
     r = results["momentum"]
     return [
-        _grokked(r["grok_ratio"], "with momentum it still groks"),
+        _grokked(r["lag"], "with momentum it still groks"),
         most_seeds(r["lin_gap_early"], lambda v: v <= 0.1, "first it tracks its linearisation",
                    "test loss within 10% of the linearised copy's when the train loss has halved"),
         most_seeds(r["net_over_lin_final"], lambda v: v <= 0.5, "then it learns features",

@@ -24,9 +24,12 @@ def levels(points: dict) -> list:
     return out
 
 
-def losses(t_train=None, t_test=None, half_train=None, half_test=None, end_test=0.05, **columns):
+def losses(t_train=None, t_test=None, half_train=None, half_test=None, end_test=None, **columns):
     """A run whose train loss halves at ``half_train`` and reaches 0.05x at ``t_train``, and whose
-    test loss does the same at ``half_test`` / ``t_test`` (None: never), ending at ``end_test``."""
+    test loss does the same at ``half_test`` / ``t_test`` (None: never), ending at ``end_test``
+    (default 0.05x, or 0.9x when it never halves)."""
+    if end_test is None:
+        end_test = 0.05 if t_test is not None else (0.4 if half_test is not None else 0.9)
     def one(half, full, end):
         points = {0: 1.0}
         if half is not None:
@@ -41,12 +44,12 @@ def losses(t_train=None, t_test=None, half_train=None, half_test=None, end_test=
                           test_loss=one(half_test or t_test, t_test, end_test), **columns))
 
 
-def judged(design, runs: dict):
-    """The design's judge on ``runs`` ({arm key: [run per seed]}): (criteria, all hold)."""
+def judged(design, runs: dict) -> set:
+    """The design's judge on ``runs`` ({arm key: [run per seed]}): the positions (0-based, in the
+    judge's order) of the criteria that fail; empty when the claim is supported."""
     n = len(next(iter(runs.values())))
     res = results_from_runs(design.arms, list(range(n)), runs, design.measure)
-    criteria = design.judge(res)
-    return criteria, all(criteria)
+    return {i for i, c in enumerate(design.judge(res)) if not c.holds}
 
 
 def design(name: str, quick: bool = True):
@@ -105,11 +108,15 @@ def test_times_are_censored_when_the_test_loss_never_falls():
     m = toy.measure_times(losses(t_train=500, t_test=2000, half_train=100, half_test=1000))
     assert (m["t_train"], m["t_test"], m["delay"], m["grok_ratio"]) == (500, 2000, 1500.0, 4.0)
     assert m["reduction_delay"] == 900.0 and m["final_test_rel"] == pytest.approx(0.05)
+    assert m["lag"] == 4.0
+    smooth = toy.measure_times(losses(t_train=100, t_test=2000, half_train=50, half_test=50))
+    assert smooth["grok_ratio"] == 20.0 and smooth["lag"] == 1.0  # falls at once, decays slowly: no grokking
     never = toy.measure_times(losses(t_train=500, t_test=None, end_test=0.9))
     assert never["t_test"] is None and never["delay"] is None and never["grok_ratio"] is None  # censored
+    assert never["lag"] is None
     unfit = toy.measure_times(fake_run(curve(STEPS, train_loss=levels({0: 1.0, 100: 0.5}),
                                              test_loss=levels({0: 1.0, 100: 0.6}))))
-    assert math.isnan(unfit["delay"]) and math.isnan(unfit["grok_ratio"])  # undefined, not "slow"
+    assert math.isnan(unfit["delay"]) and math.isnan(unfit["grok_ratio"]) and math.isnan(unfit["lag"])
     assert unfit["t_train_half"] == 100 and unfit["reduction_delay"] is None
 
 
@@ -130,11 +137,11 @@ def test_fig1_judge():
         align = levels({0: 0.1, 500: align_fit, 600: align_end})
         return losses(t_train=500, t_test=t_test, **{"toy.M_top_align": align})
 
-    assert judged(d, {"gd": [run(3000, 0.2, 0.97)] * 3})[1]
-    assert not judged(d, {"gd": [run(None, 0.2, 0.3)] * 3})[1]  # the lazy control: never generalises
-    assert not judged(d, {"gd": [run(600, 0.2, 0.97)] * 3})[1]  # no delay
-    assert not judged(d, {"gd": [run(3000, 0.8, 0.97)] * 3})[1]  # features aligned before the fit
-    assert not judged(d, {"gd": [run(3000, 0.2, 0.97), run(None, 0.2, 0.3), run(None, 0.2, 0.3)]})[1]  # 1 of 3
+    assert judged(d, {"gd": [run(3000, 0.2, 0.97)] * 3}) == set()
+    assert judged(d, {"gd": [run(None, 0.2, 0.3)] * 3}) == {0, 2}  # the lazy control: never generalises
+    assert judged(d, {"gd": [run(600, 0.2, 0.97)] * 3}) == {0}  # no delay
+    assert judged(d, {"gd": [run(3000, 0.8, 0.97)] * 3}) == {1}  # features aligned before the fit
+    assert judged(d, {"gd": [run(3000, 0.2, 0.97), run(None, 0.2, 0.3), run(None, 0.2, 0.3)]}) == {0, 2}  # 1 of 3
 
 
 def test_alpha_sweep_judge():
@@ -145,11 +152,11 @@ def test_alpha_sweep_judge():
         return {k: [losses(t_train=400, t_test=4000 if e < 0.1 else None, half_train=50, half_test=h, end_test=e)
                     for _ in range(3)] for k, h, e in zip(keys, half_tests, ends)}
 
-    assert judged(d, sweep([100, 300, 2000], [0.01, 0.04, 0.3]))[1]
-    assert judged(d, sweep([100, 300, None], [0.01, 0.04, 0.7]))[1]  # the laziest never halves: beyond all
-    assert not judged(d, sweep([2000, 300, 100], [0.01, 0.04, 0.3]))[1]  # inverted: delay shrinks with alpha
-    assert not judged(d, sweep([100, 100, 100], [0.01, 0.01, 0.01]))[1]  # the aligned-target control: no delay
-    assert not judged(d, sweep([100, 300, 2000], [0.3, 0.04, 0.01]))[1]  # laziest ends best
+    assert judged(d, sweep([100, 300, 2000], [0.01, 0.04, 0.3])) == set()
+    assert judged(d, sweep([100, 300, None], [0.01, 0.04, 0.7])) == set()  # the laziest never halves: beyond all
+    assert judged(d, sweep([2000, 300, 100], [0.01, 0.04, 0.3])) == {0, 1}  # inverted: delay shrinks with alpha
+    assert judged(d, sweep([100, 100, 100], [0.01, 0.01, 0.01])) == {0, 1, 2}  # the aligned-target control: no delay
+    assert judged(d, sweep([100, 300, 2000], [0.3, 0.04, 0.01])) == {2}  # laziest ends best
 
 
 def test_eps_sweep_judge():
@@ -160,11 +167,11 @@ def test_eps_sweep_judge():
         return {k: [losses(t_train=400, t_test=None, half_train=50, half_test=h, end_test=e) for _ in range(3)]
                 for k, h, e in zip(keys, half_tests, ends)}
 
-    assert judged(d, sweep([1000, 300, 50], [0.2, 0.25, 0.3]))[1]
-    assert not judged(d, sweep([50, 300, 1000], [0.2, 0.25, 0.3]))[1]  # inverted (the old check's direction)
-    assert not judged(d, sweep([50, 50, 50], [0.2, 0.25, 0.3]))[1]  # control-like: no delay anywhere
-    assert not judged(d, sweep([1000, 300, 50], [0.3, 0.25, 0.2]))[1]  # small eps ends worse
-    assert not judged(d, sweep([1000, 300, 400], [0.2, 0.25, 0.3]))[1]  # large eps: test halves 8x later
+    assert judged(d, sweep([1000, 300, 50], [0.2, 0.25, 0.3])) == set()
+    assert judged(d, sweep([50, 300, 1000], [0.2, 0.25, 0.3])) == {0, 1}  # inverted (the old check's direction)
+    assert judged(d, sweep([50, 50, 50], [0.2, 0.25, 0.3])) == {0}  # control-like: no delay anywhere
+    assert judged(d, sweep([1000, 300, 50], [0.3, 0.25, 0.2])) == {2}  # small eps ends worse
+    assert judged(d, sweep([1000, 300, 400], [0.2, 0.25, 0.3])) == {1}  # large eps: test halves 8x later
 
 
 def test_phase_judge():
@@ -179,30 +186,32 @@ def test_phase_judge():
     def grid(r, m, a):
         return {rich: [cell(*r)] * 3, mid: [cell(*m)] * 3, aligned: [cell(*a)] * 3}
 
-    assert judged(d, grid((100, 200), (500, 2500), (50, 150)))[1]
-    assert not judged(d, grid((500, 2500), (100, 200), (50, 150)))[1]  # laziness axis inverted
-    assert not judged(d, grid((100, 200), (500, 2500), (500, 4000)))[1]  # alignment axis inverted
-    assert not judged(d, grid((100, 200), (500, None), (50, 150)))[1]  # intermediate never generalises
-    assert not judged(d, grid((100, 150), (100, 150), (100, 150)))[1]  # control-like: no delay anywhere
-    assert not judged(d, grid((100, 200), (500, 2500), (50, None)))[1]  # well-aligned never generalises
+    assert judged(d, grid((100, 200), (500, 2500), (50, 150))) == set()
+    assert judged(d, grid((500, 2500), (100, 200), (50, 150))) == {1, 2}  # laziness axis inverted
+    assert judged(d, grid((100, 200), (500, 2500), (500, 4000))) == {2}  # alignment axis inverted
+    assert judged(d, grid((100, 200), (500, None), (50, 150))) == {0}  # intermediate never generalises
+    assert judged(d, grid((100, 150), (100, 150), (100, 150))) == {1, 2}  # control-like: no delay anywhere
+    assert judged(d, grid((100, 200), (500, 2500), (50, None))) == {2, 4}  # well-aligned never generalises
 
 
 def test_decomposition_judge():
     d = design("lazyrich-fig4")
 
     def run(t_test, share, fall, err=0.0, fit=500):
-        test = levels({0: 1.0, fit: 0.5, t_test: 0.05} if t_test else {0: 1.0, fit: 0.5})
-        mis = [t * share if s < (t_test or 10**9) else t * share * fall * 0.5 / 0.05 for s, t in zip(STEPS, test)]
-        scale = [t * (1 - share) / 2 * (1 + err) for t in test]
+        test = levels({0: 1.0, fit: 0.6, t_test: 0.05} if t_test else {0: 1.0, fit: 0.6})
+        # misalignment: ``share`` of the loss until the test loss falls, then ``fall`` x its value at the fit
+        mis = [t * share if s < (t_test or 10**9) else 0.6 * share * fall for s, t in zip(STEPS, test)]
+        rest = [(t - m) / 2 for t, m in zip(test, mis)]
         return fake_run(curve(STEPS, train_loss=levels({0: 1.0, fit: 0.05}), test_loss=test,
-                              **{"toy.loss_misalign": mis, "toy.loss_scale": scale,
-                                 "toy.loss_linear": [t * (1 - share) / 2 for t in test]}))
+                              **{"toy.loss_misalign": mis, "toy.loss_scale": [r * (1 + err) for r in rest],
+                                 "toy.loss_linear": rest}))
 
-    assert judged(d, {"fig4": [run(5000, 0.8, 0.1)] * 3})[1]
-    assert not judged(d, {"fig4": [run(None, 0.8, 0.1)] * 3})[1]  # stuck / too little data: never generalises
-    assert not judged(d, {"fig4": [run(5000, 0.3, 0.1)] * 3})[1]  # misalignment not the bulk at the fit
-    assert not judged(d, {"fig4": [run(5000, 0.8, 0.1, err=1.0)] * 3})[1]  # terms do not add up
-    assert not judged(d, {"fig4": [run(5000, 0.8, 0.1), run(None, 0.8, 0.1), run(None, 0.8, 0.1)]})[1]
+    assert judged(d, {"fig4": [run(5000, 0.8, 0.05)] * 3}) == set()
+    assert judged(d, {"fig4": [run(None, 0.8, 0.1)] * 3}) == {1, 3}  # stuck / too little data: never generalises
+    assert judged(d, {"fig4": [run(5000, 0.3, 0.1)] * 3}) == {2}  # misalignment not the bulk at the fit
+    assert judged(d, {"fig4": [run(5000, 0.8, 0.05, err=1.0)] * 3}) == {0}  # terms do not add up
+    assert judged(d, {"fig4": [run(5000, 0.8, 0.5)] * 3}) == {3}  # the test loss fell, misalignment did not
+    assert judged(d, {"fig4": [run(5000, 0.8, 0.1), run(None, 0.8, 0.1), run(None, 0.8, 0.1)]}) == {1, 3}
 
 
 def test_goldilocks_judge():
@@ -214,11 +223,11 @@ def test_goldilocks_judge():
 
     never = losses(t_train=300, t_test=None, end_test=0.8)
     groks, prompt = losses(t_train=300, t_test=3000), losses(t_train=300, t_test=450)
-    assert judged(d, three(never, groks, prompt))[1]
+    assert judged(d, three(never, groks, prompt)) == set()
     interpolates = losses(t_train=300, t_test=None, end_test=0.55)  # what the authors' middle P does here
-    assert not judged(d, three(never, interpolates, prompt))[1]
-    assert not judged(d, three(prompt, prompt, prompt))[1]  # aligned-target control: all prompt
-    assert not judged(d, three(never, groks, groks))[1]  # much data still delayed
+    assert judged(d, three(never, interpolates, prompt)) == {1}
+    assert judged(d, three(prompt, prompt, prompt)) == {0, 1}  # aligned-target control: all prompt
+    assert judged(d, three(never, groks, groks)) == {2}  # much data still delayed
 
 
 def test_eigvec_judge():
@@ -231,10 +240,10 @@ def test_eigvec_judge():
     def three(a, b, c):
         return {k1: [a] * 3, k_mid: [b] * 3, k_last: [c] * 3}
 
-    assert judged(d, three(prompt, groks, never))[1]
-    assert not judged(d, three(prompt, never, never))[1]  # the lazy control: intermediate k never learned
-    assert not judged(d, three(groks, groks, never))[1]  # top eigenvector also delayed
-    assert not judged(d, three(prompt, groks, prompt))[1]  # lowest eigenvector learned
+    assert judged(d, three(prompt, groks, never)) == set()
+    assert judged(d, three(prompt, never, never)) == {2}  # the lazy control: intermediate k never learned
+    assert judged(d, three(groks, groks, never)) == {0}  # top eigenvector also delayed
+    assert judged(d, three(prompt, groks, prompt)) == {1}  # lowest eigenvector learned
 
 
 def test_interp_judge():
@@ -250,12 +259,12 @@ def test_interp_judge():
         return {keys[0.0]: [run(rise0, cka0)] * 3, keys[toy.A_LITTLE]: [run(rise_little, cka_little)] * 3,
                 keys[0.95]: [run(1.0, 0.5)] * 3}
 
-    assert judged(d, sweep(1.5, 1.0, 0.02, 0.05))[1]
-    assert not judged(d, sweep(1.0, 1.0, 0.02, 0.05))[1]  # much-data control: no bump to remove
-    assert not judged(d, sweep(1.5, 1.4, 0.02, 0.05))[1]  # the bump survives a little alignment
-    assert not judged(d, sweep(1.5, 1.0, 0.05, 0.02))[1]  # alignment inverted
+    assert judged(d, sweep(1.5, 1.0, 0.02, 0.05)) == set()
+    assert judged(d, sweep(1.0, 1.0, 0.02, 0.05)) == {1}  # much-data control: no bump to remove
+    assert judged(d, sweep(1.5, 1.4, 0.02, 0.05)) == {2}  # the bump survives a little alignment
+    assert judged(d, sweep(1.5, 1.0, 0.05, 0.02)) == {3}  # alignment inverted
     stuck = {**sweep(1.5, 1.0, 0.02, 0.05), keys[0.0]: [run(1.5, 0.02, t_test=None)] * 3}
-    assert not judged(d, stuck)[1]  # test loss climbs but never comes down: not grokking
+    assert judged(d, stuck) == {0}  # test loss climbs but never comes down: not grokking
 
 
 def test_momentum_judge():
@@ -268,10 +277,10 @@ def test_momentum_judge():
         return fake_run(curve(STEPS, train_loss=levels({0: 1.0, 200: 0.45, 500: 0.05}), test_loss=test,
                               **{"lin.test_loss": lin}))
 
-    assert judged(d, {"momentum": [run(1.02, 0.5)] * 3})[1]
-    assert not judged(d, {"momentum": [run(1.02, 0.05, t_test=None)] * 3})[1]  # lazy control: stays linear
-    assert not judged(d, {"momentum": [run(2.0, 0.5)] * 3})[1]  # never tracked its linearisation
-    assert not judged(d, {"momentum": [run(1.02, 0.06)] * 3})[1]  # ends no better than its linearisation
+    assert judged(d, {"momentum": [run(1.02, 0.5)] * 3}) == set()
+    assert judged(d, {"momentum": [run(1.02, 0.05, t_test=None)] * 3}) == {0, 2}  # lazy control: stays linear
+    assert judged(d, {"momentum": [run(2.0, 0.5)] * 3}) == {1}  # never tracked its linearisation
+    assert judged(d, {"momentum": [run(1.02, 0.06)] * 3}) == {2}  # ends no better than its linearisation
 
 
 # ----------------------------------------------------------------------------- fig. 5's runner
