@@ -232,18 +232,22 @@ def test_goldilocks_judge():
 
 def test_eigvec_judge():
     d = design("lazyrich-fig5")
-    k1, k_mid, k_last = [a.key for a in sorted(d.arms, key=lambda a: toy.label_index(a.config))]
+    k1, *middle, k_last = [a.key for a in sorted(d.arms, key=lambda a: toy.label_index(a.config))]
+    assert len(middle) == 2
     cka = {"align.cka": levels({0: 0.3})}
     prompt, groks = losses(t_train=300, t_test=450, **cka), losses(t_train=300, t_test=3000, **cka)
     never = losses(t_train=300, t_test=None, end_test=0.9, **cka)
+    smooth = losses(t_train=300, t_test=3000, half_train=100, half_test=100, **cka)  # falls at once, slow tail
 
-    def three(a, b, c):
-        return {k1: [a] * 3, k_mid: [b] * 3, k_last: [c] * 3}
+    def arms(first, inner, last, other=None):
+        return {k1: [first] * 3, middle[0]: [inner] * 3, middle[1]: [other or never] * 3, k_last: [last] * 3}
 
-    assert judged(d, three(prompt, groks, never)) == set()
-    assert judged(d, three(prompt, never, never)) == {2}  # the lazy control: intermediate k never learned
-    assert judged(d, three(groks, groks, never)) == {0}  # top eigenvector also delayed
-    assert judged(d, three(prompt, groks, prompt)) == {1}  # lowest eigenvector learned
+    assert judged(d, arms(prompt, groks, never)) == set()
+    assert judged(d, arms(prompt, never, never, other=groks)) == set()  # any intermediate k may be the one
+    assert judged(d, arms(prompt, never, never)) == {2}  # the lazy control: intermediate k never learned
+    assert judged(d, arms(prompt, smooth, never)) == {2}  # a slow tail without a delayed decrease is no grokking
+    assert judged(d, arms(groks, groks, never)) == {0}  # top eigenvector also delayed
+    assert judged(d, arms(prompt, groks, prompt)) == {1}  # lowest eigenvector learned
 
 
 def test_interp_judge():
