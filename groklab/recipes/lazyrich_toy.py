@@ -156,21 +156,19 @@ FIG1_QUICK = dict(D=30, N=100, P=165, eps=0.02, steps=15_000)
 
 
 def measure_fig1(run) -> dict:
-    """:func:`measure_times` plus ``|u_1 . bhat|`` (M's top eigenvector against beta) when the train
-    loss first reaches 0.1x (``align_at_fit``) and at the end (``align_final``)."""
-    out = measure_times(run)
+    """:func:`measure_decomposition` plus ``|u_1 . bhat|`` (M's top eigenvector against beta) at the
+    end (``align_final``)."""
     col = run.metrics["toy.M_top_align"].dropna()
-    out.update(align_at_fit=_value_at(run, "toy.M_top_align", out["t_train"]), align_final=float(col.iloc[-1]))
-    return out
+    return {**measure_decomposition(run), "align_final": float(col.iloc[-1])}
 
 
 def judge_fig1(results: Results) -> list:
-    """Fits first (features still misaligned), generalises >= 2x later, when M has aligned with beta."""
+    """Fits first with the misalignment term still the bulk of the test loss, generalises >= 2x
+    later as that term falls, and ends with M aligned with beta."""
     r = results["gd"]
     return [
         _grokked(r["lag"], "generalises long after fitting"),
-        most_seeds(r["align_at_fit"], lambda v: v < 0.5, "fits before the features align",
-                   "|u1 . bhat| < 0.5 when train loss first reaches 0.1x (fitted with the initial features)"),
+        *_misalignment_criteria(r),
         most_seeds(r["align_final"], lambda v: v >= 0.9, "features align with beta",
                    "|u1 . bhat| >= 0.9 at the end"),
     ]
@@ -190,14 +188,20 @@ def fig1(ctx: RecipeContext) -> Design:
         judge=judge_fig1,
         control=Control(LAZY, LAZY_WHY),
         size=f"D={s['D']}, N={s['N']}, P={s['P']}, eps={s['eps']:g}, lr N, centred, {s['steps']} steps",
-        falsifier="in most seeds the test loss reaching 0.1x less than 2x after the train loss (or never), M's top "
-                  "eigenvector already aligned (>= 0.5) when the train loss reaches 0.1x, or not aligned (< 0.9) at "
-                  "the end; or the same pattern in the lazy control",
+        falsifier="in most seeds the test loss halving or reaching 0.1x less than 2x after the train loss (or "
+                  "never), the misalignment term under half the test loss when the train loss reaches 0.1x or not "
+                  "falling 5x by the end, or M's top eigenvector not aligned (< 0.9) at the end; or the same pattern "
+                  "in the lazy control",
         figure=lambda res, ctl: bands_figure(res, ctl, ["train_loss", "test_loss", "toy.M_top_align"],
                                              "Paper 001 fig. 1: the toy model fits, then groks"),
         notes=("Authors' fig. 1: D=100, N=500, P=550, eps=0.02, lr N, 100k steps, centred, 1000 test points. "
-               + ("Quick size: D, N, P scaled down by the same P/D=5.5 (t_test ~ 7k steps here against ~25k at "
-                  "D=50), eps and lr as the authors'." if ctx.quick else "")),
+               "Quick size: D, N, P scaled down at the same P/D = 5.5, eps and lr as the authors'. Changed after the "
+               "first quick run (commit 4bbb613, not supported: lag median 1.73, 1 of 5 seeds >= 2): its second "
+               "criterion asked |u1 . bhat| < 0.5 when the train loss reaches 0.1x; that measures only the "
+               "direction of M's top eigenvector, which a small rank-one change along beta already turns (0.82 - "
+               "0.89 at the fit in all 5 seeds), and sec. 5.3 itself says the early updates are dominated by the "
+               "signal direction. It is replaced by the eq. 6 misalignment term's share at the fit and its fall "
+               "(as in fig. 4); the failing lag criterion is unchanged."),
     )
 
 
@@ -520,6 +524,14 @@ def judge_decomposition(results: Results) -> list:
                    "sum of scale, misalignment and linear terms within 10% of the measured test loss at every "
                    "evaluation"),
         _grokked(r["lag"], "generalises long after fitting"),
+        *_misalignment_criteria(r),
+    ]
+
+
+def _misalignment_criteria(r: dict) -> list:
+    """Shared by figs. 1 and 4: at the fit the eq. 6 misalignment term is still most of the test
+    loss, and by the end it has fallen at least 5x."""
+    return [
         most_seeds(r["misalign_share_at_fit"], lambda v: v >= 0.5, "misalignment dominates when it fits",
                    "misalignment term >= half the test loss when the train loss first reaches 0.1x"),
         most_seeds(r["misalign_fall"], lambda v: v <= 0.2, "grokking is the misalignment term's fall",
