@@ -55,6 +55,7 @@ def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) 
             # Dense tasks (images, teacher) give input_dim instead of operand pairs.
             d_in=None if n_operands is not None else data.input_dim,
             depth=cfg.depth,
+            he_init=cfg.he_init,
         )
     else:
         net = Transformer(

@@ -52,7 +52,10 @@ class MLP(nn.Module):
     N(0, init_scale^2), ``pre = x @ W_in / sqrt(d_in)``, ``f = phi(pre) @ W_out / sqrt(width)``.
     ``"mean_field"``: as ``ntk`` but ``f = phi(pre) @ W_out / width`` (for phi = x^2 this is
     FORMULAS.md's output scale 1/(d_in * width) on unnormalised inputs). In both, a hidden-to-
-    hidden layer divides by sqrt(width) (1/sqrt(fan_in) in the forward pass).
+    hidden layer divides by sqrt(width) (1/sqrt(fan_in) in the forward pass), and ``he_init``
+    draws each weight matrix from N(0, init_scale^2 * 2 / fan_in) instead of N(0, init_scale^2)
+    (paper 001's MNIST network: ``150 * sqrt(2 / fan_in) * N(0, 1)`` with 1/sqrt(fan_in) in
+    the forward pass and the readout divided by the width); biases stay N(0, init_scale^2).
     Parameters are drawn in the order W_in, b_in, W_mid.0, b_mid.0, ..., W_out, b_out, so a
     depth-1 network gets the same weights from the same generator as before depth existed.
     A fixed readout (``train_readout=False``) is a buffer, so optimisers never see it.
@@ -72,12 +75,15 @@ class MLP(nn.Module):
         generator: Optional[torch.Generator] = None,
         d_in: Optional[int] = None,
         depth: int = 1,
+        he_init: bool = False,
     ):
         super().__init__()
         if (n_operands is None) == (d_in is None):
             raise ValueError("MLP needs exactly one of n_operands (operand pairs) and d_in (dense inputs)")
         if depth < 1:
             raise ValueError(f"MLP depth must be >= 1 hidden layer, got {depth}")
+        if he_init and parametrization == "standard":
+            raise ValueError("he_init applies to the ntk / mean_field parametrizations (standard has its own init)")
         self.n_operands = n_operands
         d_in = 2 * n_operands if d_in is None else d_in
         self.d_in, self.depth = d_in, depth
@@ -87,9 +93,10 @@ class MLP(nn.Module):
         self.mid_mult = 1.0 if parametrization == "standard" else 1.0 / math.sqrt(width)
         self.out_mult = {"standard": 1.0, "ntk": 1.0 / math.sqrt(width), "mean_field": 1.0 / width}[parametrization]
 
-        W_in, b_in = self._init_layer(d_in, width, bias, parametrization, init_scale, generator)
-        mids = [self._init_layer(width, width, bias, parametrization, init_scale, generator) for _ in range(depth - 1)]
-        W_out, b_out = self._init_layer(width, n_classes, bias, parametrization, init_scale, generator)
+        init = dict(bias=bias, parametrization=parametrization, scale=init_scale, generator=generator, he=he_init)
+        W_in, b_in = self._init_layer(d_in, width, **init)
+        mids = [self._init_layer(width, width, **init) for _ in range(depth - 1)]
+        W_out, b_out = self._init_layer(width, n_classes, **init)
         self.W_in = nn.Parameter(W_in)  # (d_in, width)
         self.b_in = nn.Parameter(b_in) if bias else None  # (width,)
         self.W_mid = nn.ParameterList(nn.Parameter(W) for W, _ in mids)  # depth-1 x (width, width)
@@ -102,11 +109,11 @@ class MLP(nn.Module):
             self.register_buffer("b_out", b_out if bias else None)
 
     @staticmethod
-    def _init_layer(fan_in, fan_out, bias, parametrization, scale, generator):
+    def _init_layer(fan_in, fan_out, bias, parametrization, scale, generator, he=False):
         W = torch.empty(fan_in, fan_out)
         b = torch.empty(fan_out)
         if parametrization != "standard":
-            nn.init.normal_(W, 0.0, scale, generator=generator)
+            nn.init.normal_(W, 0.0, scale * (math.sqrt(2.0 / fan_in) if he else 1.0), generator=generator)
             nn.init.normal_(b, 0.0, scale, generator=generator)
         else:
             bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default
