@@ -228,10 +228,14 @@ def _sweep_panel(ax, results: Results, control: Optional[Results], x_of, quantit
             xs.append(x)
             meds.append(ceiling if math.isinf(sample.median) else sample.median)
         ax.plot(xs, meds, style, color=colour, label=f"median over seeds{suffix}")
-    ax.axhline(ceiling, color="grey", lw=0.6, ls=":")
-    ax.text(ax.get_xlim()[0] if not log_x else min(x_of(a.config) for a in results.arms), ceiling, " never (censored)",
-            va="bottom", fontsize=7, color="grey")
+    if any(res[a.key][quantity].censored for res, _, _, _ in groups for a in res.arms):
+        ax.axhline(ceiling, color="grey", lw=0.6, ls=":")
+        ax.text(min(x_of(a.config) for a in results.arms), ceiling, " never (censored)", va="bottom", fontsize=7,
+                color="grey")
     ax.set(xlabel=xlabel, ylabel=ylabel, xscale="log" if log_x else "linear")
+    ticks = sorted({x_of(a.config) for a in results.arms})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 
@@ -483,7 +487,7 @@ def phase_diagram(ctx: RecipeContext) -> Design:
                "amount = max(0, t(test < 0.1) - t(train < 0.1)) with t = -1 when never, so a run that never "
                "generalises counted as 0 grokking in their map. Here: a fixed 110k steps (no convergence stop) and "
                "censoring instead ('never'). The full grid is 196 runs of 110k steps at ~10 ms a step, about 60 "
-               f"core-hours: set {PHASE_ENV}=1,7,14 (any indices) for a reduced grid, --set train.steps=N for "
+               f"core-hours, twice that with the control: set {PHASE_ENV}=1,7,14 (any indices) for a reduced grid, --set train.steps=N for "
                "shorter runs, --seeds for more seeds."),
     )
 
