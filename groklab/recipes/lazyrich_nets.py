@@ -137,6 +137,7 @@ def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: d
     open triangles at the top: censored (fitted, never generalised), crosses at the bottom:
     never fitted), the control's seeds in grey, and the ``GROK_RATIO`` line."""
     fig = bands_figure(results, control, columns, title)
+    _mark_measured_times(fig.axes[:2], results)
     n = len(fig.axes)
     w, h = fig.get_size_inches()
     fig.set_size_inches(w * (n + 1) / n, h)
@@ -169,6 +170,22 @@ def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: d
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
+
+
+def _mark_measured_times(axes, results) -> None:
+    """Replace the generic fit/grok marks of ``bands_figure`` by the times this recipe measured:
+    each arm's median ``t_train`` (dotted) and ``t_test`` (dash-dot), censored medians not drawn."""
+    for ax in axes:
+        for line in list(ax.lines):
+            x = line.get_xdata()
+            if len(x) == 2 and x[0] == x[1]:  # an axvline
+                line.remove()
+        for i, arm in enumerate(results.arms):
+            for key, style in (("t_train", ":"), ("t_test", "-.")):
+                t = results[arm.key][key].median
+                if math.isfinite(t):
+                    ax.axvline(max(t, 1), color=f"C{i}", ls=style, lw=0.9, alpha=0.8)
+    axes[0].set_title("dotted: median step the train threshold is reached; dash-dot: the test threshold", fontsize=8)
 
 
 def _sweep_design(arms: list[Arm], seeds: list[int], measure, control: Optional[Control], size: str, notes: str,
