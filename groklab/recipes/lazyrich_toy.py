@@ -713,7 +713,10 @@ def fig5(ctx: RecipeContext) -> Design:
         seeds=seeds_for(ctx.quick, 3, 5),
         measure=measure_eigvec,
         judge=judge_eigvec,
-        control=Control(LAZY, LAZY_WHY.replace("the quadratic target", "a misaligned label")),
+        control=Control(LAZY, f"A lazy network (alpha={LAZY_ALPHA:g}, centred, lr / alpha^2) is kernel regression "
+                        "with its initial NTK: what it learns of an intermediate eigenvector is what the kernel gives, "
+                        "so there is no late feature learning to lower the test loss (app. 8.4: intermediate "
+                        "eigenvectors are learned because 'learning features reduces the test loss')."),
         size=f"k in {list(ks)}; D=100, N=2, 100 train + 100 test points, eps 0.25, lr 1, centred, {steps} steps",
         falsifier="k=1's test loss reaching 0.1x later than 2x its train loss, the largest k ending below 0.5x its "
                   "initial test loss, or no intermediate k reaching test 0.1x at least 2x after its fit (most seeds); "
