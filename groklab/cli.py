@@ -61,6 +61,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a config key in every run of the recipe (treatment and control)")
     rep.add_argument("--seeds", help="seeds to run instead of the recipe's: a count N (0..N-1) or a list 0,3,7")
     rep.add_argument("--jobs", type=int, default=1, help="train this many runs at once in worker processes")
+    rep.add_argument("--reuse", action="store_true",
+                     help="read finished runs of the same config in --out instead of retraining (restart a killed "
+                          "reproduction, or judge earlier runs with this code)")
 
     sw = sub.add_parser("sweep", help="run a preset over a grid of config values, one run directory per point")
     sw.add_argument("preset", nargs="?", help="preset name (default: mlp-add)")
@@ -185,7 +188,7 @@ def _cmd_reproduce(args) -> int:
     if args.jobs < 1:
         raise GroklabError(f"--jobs must be at least 1 (got {args.jobs})")
     verdict = reproduce(args.name, out=args.out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
-                        overrides=args.overrides, seeds=_parse_seeds(args.seeds), jobs=args.jobs)
+                        overrides=args.overrides, seeds=_parse_seeds(args.seeds), jobs=args.jobs, reuse=args.reuse)
     status = "SUPPORTED" if verdict["supported"] else "NOT SUPPORTED"
     print(f"\n{verdict['recipe']}: {status}\n  claim: {verdict['claim']}")
     for part in ("treatment", "control"):

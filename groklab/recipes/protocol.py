@@ -254,21 +254,29 @@ def most_seeds(sample: Sample, predicate: Callable[[float], bool], name: str, wh
 
 # ----------------------------------------------------------------------------- running a design
 def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: int = 1, progress: bool = False,
-            description: str = "runs") -> list[Any]:
+            description: str = "runs", reuse: bool = False) -> list[Any]:
     """Train every ``(config, out, runner)`` and return the loaded runs in order. Identical
     jobs run once (a control that changes nothing for some arm costs nothing). With
-    ``workers > 1`` runs go to that many processes, one torch thread each. A run that fails
-    raises :class:`GroklabError` naming it: a verdict needs every run."""
+    ``workers > 1`` runs go to that many processes, one torch thread each. With ``reuse``, a
+    directory that already holds a finished run of the same config is read, not retrained
+    (a killed reproduction restarts where it stopped; a verdict can be judged again by newer
+    code). A run that fails raises :class:`GroklabError` naming it: a verdict needs every run."""
     from groklab.api import load
+    from groklab.sweeps import point_state
     from groklab.sweeps.executor import Job, execute
 
     first: dict[str, Job] = {}
     keys = []
     for config, out, runner in jobs:
         key = config.to_json() + "|" + getattr(runner, "__qualname__", "")
-        first.setdefault(key, Job(config.to_json(), str(out), runner=runner))
+        if key not in first:
+            state = point_state(Path(out), config) if reuse else "fresh"
+            first[key] = Job(config.to_json(), str(out), resume=state == "resumable", runner=runner)
+            if state == "complete":
+                first[key] = Job("", str(out))  # nothing to do: read it back below
         keys.append(key)
-    outcomes = execute(first.values(), workers=workers, progress=progress, description=description)
+    todo = [job for job in first.values() if job.config_json]
+    outcomes = execute(todo, workers=workers, progress=progress, description=description)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise GroklabError(f"{len(failed)} run(s) failed, first {failed[0].out}: {failed[0].error}")

@@ -20,7 +20,7 @@ from groklab.errors import GroklabError
 from groklab.sweeps.executor import Job, Outcome, execute
 from groklab.sweeps.grid import grid_from_file, grid_points, parse_grid, point_name
 
-__all__ = ["sweep", "parse_grid", "grid_from_file", "read_sweep"]
+__all__ = ["sweep", "parse_grid", "grid_from_file", "read_sweep", "point_state"]
 
 SWEEP_FILE = "sweep.json"
 
@@ -31,7 +31,7 @@ def _write_atomic(path: Path, document: dict) -> None:
     os.replace(tmp, path)
 
 
-def _point_state(directory: Path, config: Config) -> str:
+def point_state(directory: Path, config: Config) -> str:
     """``complete`` (finished, same config), ``resumable`` (same config, a checkpoint, no
     summary), ``fresh`` (nothing there), or ``conflict`` (a different run is there)."""
     if not directory.exists():
@@ -70,7 +70,7 @@ def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], worke
     names = [name for _, _, name in points]
     if len(set(names)) != len(names):
         raise GroklabError("two grid points map to the same folder name; give distinct values")
-    states = {name: _point_state(out / name, config) for _, config, name in points}
+    states = {name: point_state(out / name, config) for _, config, name in points}
     conflicts = [name for name, state in states.items() if state == "conflict"]
     if conflicts:
         raise GroklabError(f"{out / conflicts[0]} holds a run with another config; choose another --out "

@@ -134,3 +134,15 @@ def test_parallel_workers_give_the_same_verdict(tmp_path, learning_recipe):
     one = reproduce(learning_recipe, out=tmp_path / "one", quick=True, progress=False, seeds=[0, 1])
     two = reproduce(learning_recipe, out=tmp_path / "two", quick=True, progress=False, seeds=[0, 1], jobs=2)
     assert one["per_seed"] == two["per_seed"] and one["supported"] == two["supported"]
+
+
+def test_reuse_reads_finished_runs_instead_of_retraining(tmp_path, learning_recipe):
+    first = reproduce(learning_recipe, out=tmp_path / "rep", quick=True, progress=False, seeds=[0])
+    summary = tmp_path / "rep" / "adamw-seed0" / "summary.json"
+    stamp = summary.stat().st_mtime_ns
+    again = reproduce(learning_recipe, out=tmp_path / "rep", quick=True, progress=False, seeds=[0], reuse=True)
+    assert summary.stat().st_mtime_ns == stamp and again["per_seed"] == first["per_seed"]
+    # a changed config is retrained, not read
+    other = reproduce(learning_recipe, out=tmp_path / "rep", quick=True, progress=False, seeds=[0], reuse=True,
+                      overrides=["train.steps=40"])
+    assert summary.stat().st_mtime_ns != stamp and other["overrides"] == ["train.steps=40"]
