@@ -428,28 +428,38 @@ def phase_cells(quick: bool) -> list[tuple[int, int]]:
 
 
 def phase_figure(results: Results, control: Optional[Results]):
-    """Median amount of grokking per (alpha, eps) cell as a heat map, numbers written in, censored
-    cells marked 'never'; the control beside it."""
+    """Median amount of grokking per (alpha, eps) cell as a heat map on one colour scale for the
+    treatment and the control, each cell labelled with its median and seed range ('never' when
+    censored); cells not run stay blank."""
     groups = [("misaligned quadratic target", results)] + ([("control: aligned linear target", control)]
                                                            if control is not None else [])
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.6 * len(groups), 4.6), squeeze=False)
+    finite = [v for _, res in groups for a in res.arms for v in res[a.key]["amount"].values
+              if v is not None and math.isfinite(v)]
+    top = max(finite + [1.0])
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.8 * len(groups), 4.8), squeeze=False)
     for ax, (title, res) in zip(axes[0], groups):
         alphas = sorted({a.config.model.alpha for a in res.arms})
         epss = sorted({a.config.model.eps for a in res.arms})
         grid = np.full((len(alphas), len(epss)), np.nan)
         for arm in res.arms:
             i, j = alphas.index(arm.config.model.alpha), epss.index(arm.config.model.eps)
-            med = res[arm.key]["amount"].median
-            grid[i, j] = med
-            ax.text(j, i, "never" if math.isinf(med) else f"{med:.0f}", ha="center", va="center", fontsize=7,
-                    color="black" if math.isfinite(med) else "red")
-        shown = np.where(np.isinf(grid), np.nan, grid)
-        im = ax.imshow(shown, origin="lower", cmap="OrRd", aspect="auto")
+            sample = res[arm.key]["amount"]
+            med = sample.median
+            grid[i, j] = med if math.isfinite(med) else np.nan
+            text = "never" if math.isinf(med) else f"{med:.0f}"
+            if len(sample.values) > 1:
+                low, high = (("never" if math.isinf(v) else f"{v:.0f}") for v in (sample.low, sample.high))
+                text += f"\n[{low}, {high}]"
+            dark = math.isfinite(med) and med > 0.6 * top
+            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                    color="red" if math.isinf(med) else ("white" if dark else "black"))
+        im = ax.imshow(grid, origin="lower", cmap="OrRd", aspect="auto", vmin=0, vmax=top)
         ax.set(xticks=range(len(epss)), xticklabels=[f"{e:g}" for e in epss], yticks=range(len(alphas)),
                yticklabels=[f"{a:g}" for a in alphas], xlabel="eps (kernel alignment)", ylabel="alpha (laziness)",
                title=title)
-        fig.colorbar(im, ax=ax, label="amount of grokking (steps, median)")
-    fig.suptitle("Paper 001 fig. 3e: t(test loss < 0.1) - t(train loss < 0.1); 'never' = test loss never below 0.1")
+        fig.colorbar(im, ax=ax, label="amount of grokking (steps, median over seeds)")
+    fig.suptitle("Paper 001 fig. 3e: t(test loss < 0.1) - t(train loss < 0.1), [seed range]; 'never' = test loss "
+                 "never below 0.1; blank = not run")
     fig.tight_layout()
     return fig
 
