@@ -37,7 +37,7 @@ import os
 from functools import partial
 from typing import Callable, Optional, Sequence
 
-import matplotlib.pyplot as plt
+from matplotlib.ticker import LogFormatter
 
 from groklab.analysis.grokking import first_step
 from groklab.config import Config, config_from_dict
@@ -151,6 +151,10 @@ def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: d
     for res, colour, dx, name in ((results, "C0", 1.0, "treatment"), (control, "0.6", 1.06, "control")):
         if res is None:
             continue
+        ran_at = sorted({r.config.model.alpha for k in alphas if k in res.runs for r in res.runs[k]
+                         if getattr(r, "config", None) is not None})
+        if name == "control" and ran_at and set(ran_at) != {alphas[k] for k in alphas if k in res.runs}:
+            name = f"control (each arm run at alpha {', '.join(f'{a:g}' for a in ran_at)})"
         for key, alpha in alphas.items():
             if key not in res.samples:
                 continue
@@ -164,8 +168,10 @@ def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: d
             ax.scatter([x] * sum(v is not None and math.isnan(v) for v in vals),
                        [0.5] * sum(v is not None and math.isnan(v) for v in vals), marker="x", color=colour)
     ax.axhline(GROK_RATIO, color="C3", ls=":", lw=1)
-    ax.set(xscale="log", yscale="log", xlabel="output scale alpha", ylabel=ratio_label,
+    ax.set(xscale="log", yscale="log", xlabel="output scale alpha (the arm's)", ylabel=ratio_label,
            title="per seed; ^ = never generalised,\nx = never fitted; dotted: grokking line")
+    ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers, not 2 x 10^0
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
