@@ -1,12 +1,14 @@
-"""Collect reproduction outputs into docs/gallery/{quick,full}/ and print the README's rows.
+"""Collect reproduction outputs into docs/gallery/{quick,full}/ and write the verdict tables.
 
-    python docs/make_gallery.py quick OUT_DIR [OUT_DIR ...]
+    python docs/make_gallery.py quick OUT_DIR [OUT_DIR ...]   # copy verdicts and figures in
     python docs/make_gallery.py full OUT_DIR [OUT_DIR ...]
+    python docs/make_gallery.py table                          # rewrite docs/gallery/VERDICTS.md, print README rows
 
 Each OUT_DIR is a `groklab reproduce NAME [--quick] --out OUT_DIR` output (verdict.json +
 NAME.png). The figure and verdict are copied to docs/gallery/SIZE/NAME.png and NAME.json (the
-verdict carries the commit and wall time that made it). The printed row per recipe gives the
-verdict, the treatment's criteria and the control's result.
+verdict carries the commit and wall time that made it). VERDICTS.md lists, per recipe and
+size, every criterion with its numbers (medians, ranges, each seed, effect sizes) for the
+treatment and the control; the README gets one compact row per recipe.
 """
 
 import json
@@ -14,34 +16,84 @@ import shutil
 import sys
 from pathlib import Path
 
+GALLERY = Path(__file__).parent / "gallery"
 
-def row(v: dict) -> str:
-    """One README table cell: verdict, seeds, criteria (held or failed) and the control."""
-    status = "supported" if v["supported"] else "**not supported**"
-    parts = [f"{status} ({len(v.get('seeds', [0]))} seeds, {v['wall_seconds'] / 60:.1f} min)"]
-    for c in v.get("treatment", {}).get("criteria", []):
-        parts.append(f"{'holds' if c['holds'] else 'fails'}: {c['name']}")
+
+def _verdicts(size: str) -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((GALLERY / size).glob("*.json"))}
+
+
+def compact(v: dict) -> str:
+    """Verdict, seeds, which criteria held, and the control, in one line."""
+    status = "**supported**" if v["supported"] else "not supported"
+    held = [c for c in v.get("treatment", {}).get("criteria", [])]
+    parts = [f"{status} ({len(v.get('seeds', [0]))} seeds, {v['wall_seconds'] / 60:.0f} min)"]
+    failed = [c["name"] for c in held if not c["holds"]]
+    parts.append(f"{len(held) - len(failed)}/{len(held)} criteria hold" + (f"; fails: {', '.join(failed)}" if failed else ""))
     control = v.get("control")
     if control:
-        parts.append("control: " + ("not run" if not control["ran"]
-                                    else "effect absent" if not control["holds"] else "effect also present"))
+        parts.append("control " + ("not run" if not control["ran"]
+                                   else "shows no effect" if not control["holds"] else "**shows the effect too**"))
+    else:
+        parts.append("no control")
     return "; ".join(parts)
 
 
-def main(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("quick", "full"):
-        sys.exit("usage: python docs/make_gallery.py quick|full OUT_DIR [OUT_DIR ...]")
-    size, outs = argv[0], map(Path, argv[1:])
-    gallery = Path(__file__).parent / "gallery" / size
-    gallery.mkdir(parents=True, exist_ok=True)
-    for out in outs:
+def details(v: dict) -> list[str]:
+    """Markdown lines: every criterion with its numbers, for the treatment and the control."""
+    lines = [f"- verdict: {'supported' if v['supported'] else 'not supported'}; commit `{v.get('commit', '?')}`, "
+             f"{v['wall_seconds'] / 60:.1f} min, seeds {v.get('seeds')}", f"- size: {v.get('size', '')}"]
+    for part in ("treatment", "control"):
+        entry = v.get(part)
+        if not entry:
+            continue
+        if part == "control":
+            lines.append(f"- control `{' '.join(entry['overrides'])}`: "
+                         + ("not run" if not entry["ran"] else "effect absent" if not entry["holds"] else "effect present"))
+        for c in entry.get("criteria", []):
+            lines.append(f"  - {part}, {'holds' if c['holds'] else 'FAILS'}: **{c['name']}**: {c['detail']}")
+    return lines
+
+
+def table() -> None:
+    quick, full = _verdicts("quick"), _verdicts("full")
+    names = sorted(set(quick) | set(full))
+    doc = ["# Verdicts of the reproductions", "",
+           "Made by `python docs/make_gallery.py table` from the JSON files beside this one.", ""]
+    for name in names:
+        doc.append(f"## `{name}`")
+        claim = (quick.get(name) or full.get(name))["claim"]
+        doc += ["", f"Claim: {claim}", ""]
+        for size, verdicts in (("quick", quick), ("full", full)):
+            if name in verdicts:
+                doc += [f"**{size}** ([figure]({size}/{name}.png))", ""] + details(verdicts[name]) + [""]
+            else:
+                doc += [f"**{size}**: not run yet", ""]
+    (GALLERY / "VERDICTS.md").write_text("\n".join(doc) + "\n")
+    print("| recipe | quick | full |\n|---|---|---|")
+    for name in names:
+        cells = [f"[{compact(v[name])}](docs/gallery/{size}/{name}.png)" if name in v else "not run yet"
+                 for size, v in (("quick", quick), ("full", full))]
+        print(f"| [`{name}`](docs/gallery/VERDICTS.md#{name}) | {cells[0]} | {cells[1]} |")
+
+
+def collect(size: str, outs: list[str]) -> None:
+    target = GALLERY / size
+    target.mkdir(parents=True, exist_ok=True)
+    for out in map(Path, outs):
         verdict = json.loads((out / "verdict.json").read_text())
         name = verdict["recipe"]
-        shutil.copy(out / verdict["figure"], gallery / f"{name}.png")
-        (gallery / f"{name}.json").write_text(json.dumps(verdict, indent=2) + "\n")
-    for path in sorted(gallery.glob("*.json")):
-        v = json.loads(path.read_text())
-        print(f"| [`{v['recipe']}`](docs/gallery/{size}/{v['recipe']}.png) | {row(v)} |")
+        shutil.copy(out / verdict["figure"], target / f"{name}.png")
+        (target / f"{name}.json").write_text(json.dumps(verdict, indent=2) + "\n")
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["table"]:
+        table()
+    elif argv[:1] in (["quick"], ["full"]):
+        collect(argv[0], argv[1:])
+    else:
+        sys.exit("usage: python docs/make_gallery.py quick|full OUT_DIR [OUT_DIR ...]  |  table")
 
 
 if __name__ == "__main__":
