@@ -31,7 +31,7 @@ import torch
 from groklab.analysis.grokking import first_step
 from groklab.config import Config, config_from_dict
 from groklab.recipes import RecipeContext, recipe
-from groklab.recipes.plots import bands_figure
+from groklab.recipes.plots import bands_figure, words
 from groklab.recipes.protocol import Arm, Control, Design, Results, higher, lower, most_seeds, seeds_for
 
 PAPER = "001 sec. 5"
@@ -553,6 +553,37 @@ def _misalignment_criteria(r: dict) -> list:
     ]
 
 
+def decomposition_figure(results: Results, control: Optional[Results]):
+    """One panel per run (every seed drawn: stuck and grokking seeds do not average): train and test
+    loss and the three eq. 6 terms against step, fit and generalisation steps marked; the control's
+    runs after the treatment's."""
+    panels = [(f"seed {s}", r) for s, r in zip(results.seeds, results.runs["fig4"])]
+    if control is not None:
+        panels += [(f"control (P=50), seed {s}", r) for s, r in zip(control.seeds, control.runs["fig4"])]
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.5 * rows), squeeze=False)
+    series = (("train_loss", "k", "--"), ("test_loss", "k", "-"), ("toy.loss_scale", "C3", "-"),
+              ("toy.loss_misalign", "C2", "-"), ("toy.loss_linear", "C0", "-"))
+    for ax, (title, run) in zip(axes.flat, panels):
+        m = run.metrics.dropna(subset=["toy.loss_misalign"])
+        for column, colour, style in series:
+            ax.plot(m["step"].clip(lower=1), m[column], style, color=colour, lw=1.2, label=words(column))
+        t = measure_times(run)
+        for key, mark in (("t_train", ":"), ("t_test", "-.")):
+            if t[key] is not None:
+                ax.axvline(max(t[key], 1), color="grey", ls=mark, lw=0.9)
+        ax.set(xscale="log", yscale="log", title=title, xlabel=words("step"), ylabel="loss / term")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Paper 001 fig. 4: test loss = scale + misalignment + linear terms (eq. 6); dotted: train loss "
+                 "0.1x, dash-dot: test loss 0.1x")
+    fig.tight_layout()
+    return fig
+
+
 @recipe("lazyrich-fig4", paper=PAPER + ", fig. 4",
         claim="The toy model's test loss splits into scale, misalignment and linear-mode terms (eq. 6); grokking is "
         "the late fall of the misalignment term as M aligns with beta beta^T.")
@@ -569,9 +600,7 @@ def fig4(ctx: RecipeContext) -> Design:
         falsifier="in most seeds: the terms off the measured test loss by more than 10%, no generalisation (test "
                   "0.1x) at least 2x after the fit, misalignment under half the loss at the fit, or not falling 5x "
                   "by the end; or all of that also with too little data",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["test_loss", "toy.loss_scale", "toy.loss_misalign",
-                                                        "toy.loss_linear"],
-                                             "Paper 001 fig. 4: test loss = scale + misalignment + linear terms"),
+        figure=decomposition_figure,
         notes=("Authors' fig. 4: D=40, N=2, P=120, eps 0.25, lr 1, uncentred, 50k steps, 1000 test points, one seed; "
                "here 10k test points (the eq. 6 terms are population losses: the larger test set only lowers the "
                "sampling noise of the comparison). With N=2 some seeds stay stuck near the initial saddle: such a "

@@ -329,3 +329,16 @@ def test_fig3a_removing_the_cause_flips_the_verdict(tmp_path):
     aligned = reproduce("lazyrich-fig3a", out=tmp_path / "aligned", quick=True, progress=False, jobs=2,
                         overrides=toy.ALIGNED_TARGET)
     assert not aligned["treatment"]["holds"] and not aligned["supported"]
+
+
+def test_figures_draw_every_seed_and_censored_cells():
+    d = design("lazyrich-fig4")
+    runs = [decomposed(5000, 0.8, 0.05), decomposed(None, 0.8, 0.1), decomposed(None, 0.8, 0.1)]
+    res = results_from_runs(d.arms, [0, 1, 2], {"fig4": runs}, d.measure)
+    assert len([ax for ax in d.figure(res, res).axes if ax.lines]) == 6  # 3 seeds + 3 control seeds
+    p = design("lazyrich-phase-diagram")
+    cells = {a.key: [fake_run(curve(STEPS, train_loss=levels({0: 0.6, 100: 0.05}),
+                                    test_loss=levels({0: 0.6, 900: 0.08} if i else {0: 0.6})))] * 3
+             for i, a in enumerate(p.arms)}
+    fig = p.figure(results_from_runs(p.arms, [0, 1, 2], cells, p.measure), None)
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["800\n[800, 800]"] * 2 + ["never\n[never, never]"]
