@@ -50,7 +50,7 @@ IMAGES_STEPS = 5000  # paper 000 trains MNIST for 5000 steps in fig. 8; fig. 3's
 NO_DECAY = ("optim.weight_decay=0",)
 
 WORDS.update({  # axis names of the columns these recipes plot (groklab.recipes.plots.words)
-    "heldout_laws.wrong_pair_agree": "held-out a+b, b+a: agreement where both are wrong",
+    "heldout_laws.wrong_pair_agree": "agreement of wrong a+b, b+a (held out)",
     "heldout_laws.abelian_acc": "held-out a+b vs b+a agreement",
     "heldout_laws.logit_dist_rel": "a+b vs b+a logit distance / unrelated pairs'",
     "heldout_laws.embed_dist_rel": "a+b vs b+a embedding distance / unrelated pairs'",
