@@ -265,6 +265,41 @@ def only(results: Optional[Results], keys: Sequence[str]) -> Optional[Results]:
                    {a.key: results.samples[a.key] for a in arms})
 
 
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_changes(before: Config, after: Config) -> str:
+    """The dotted keys whose values differ from ``before`` to ``after`` (seed and name aside), as
+    ``key=value`` in words for a legend, e.g. ``optim.weight_decay=0.0``."""
+    a, b = _flat(json.loads(before.to_json())), _flat(json.loads(after.to_json()))
+    return ", ".join(f"{k}={b[k]}" for k in b if a.get(k) != b[k] and k not in ("seed", "name")) or "no change"
+
+
+def bands(results: Results, control: Optional[Results], columns: Sequence[str], title: str) -> Figure:
+    """:func:`~groklab.recipes.plots.bands_figure`, with each control arm's legend entry naming
+    what the control changed (``(control: optim.weight_decay=0.0)``) instead of ``(control)``."""
+    fig = bands_figure(results, control, columns, title)
+    if control is None:
+        return fig
+    names = {}
+    for arm in control.arms:
+        ours, theirs = results.runs[arm.key][0], control.runs[arm.key][0]
+        if getattr(ours, "config", None) is not None and getattr(theirs, "config", None) is not None:
+            names[f"{arm.label} (control)"] = f"{arm.label} (control: {config_changes(ours.config, theirs.config)})"
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        for text in (legend.get_texts() if legend else []):
+            text.set_text(names.get(text.get_text(), text.get_text()))
+    return fig
+
+
 def stacked(figures: Sequence[Figure]) -> Figure:
     """One figure holding ``figures`` one above the other (each drawn as an image), so a
     recipe with several groups of panels stays readable; closes the parts."""
@@ -341,7 +376,7 @@ def norm_decay(ctx: RecipeContext) -> Design:
         falsifier="in most seeds the norm still rising (or not 3% below its peak) when test acc crosses 0.95, or "
                   "test acc crossing 0.95 less than 2x after train acc 0.99 (no delay); or the same pattern "
                   "without weight decay",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc", "weight_norm"],
+        figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "weight_norm"],
                                              "Paper 000 fig. 1: weight norm and grokking under AdamW"),
         notes=settings_note(),
     )
@@ -410,7 +445,7 @@ def sharpness(ctx: RecipeContext) -> Design:
         falsifier=f"in most seeds sharpness at the end above {1 - SHARPNESS_FALL:g}x its value at fitting, or not "
                   f"decreasing after fitting (Spearman > {DECREASING:g}); or the runs not grokking late; or sharpness "
                   "falling the same way without weight decay, where nothing generalises",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc", "sharpness", "weight_norm"],
+        figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "sharpness", "weight_norm"],
                                              "Paper 000 fig. 2: sharpness of the training loss"),
         notes=settings_note(),
     )
@@ -466,7 +501,7 @@ def perturbed_training(ctx: RecipeContext) -> Design:
                   "and 10% in at least 2/3 of the paired seeds, or not ending with test acc higher by that margin on "
                   "the images; or the same speed-ups where the networks generalise as they fit",
         figure=lambda res, ctl: stacked([
-            bands_figure(only(res, keys), only(ctl, keys), ["train_acc", "test_acc"], f"Paper 000 fig. 3: {title}")
+            bands(only(res, keys), only(ctl, keys), ["train_acc", "test_acc"], f"Paper 000 fig. 3: {title}")
             for keys, title in ((("wd", "perturb"), "perturbed training, x+y mod 97 (stopped at 95% test acc)"),
                                 (("images", "images-perturb"), f"perturbed training, {images.task.dataset}"))]),
         notes=f"{settings_note()} Images: lambdas by the same rule (lambda1 = RMS pixel): "
@@ -499,7 +534,7 @@ def mi_regularised(ctx: RecipeContext) -> Design:
         falsifier="the MI-regularised runs not ending with test acc higher than the standard ones by more than the "
                   "seed spread and 10% in at least 2/3 of the paired seeds; or the same gain at the standard "
                   "initialisation, where the network generalises as it fits",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc", "test_loss"],
+        figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "test_loss"],
                                              "Paper 000 fig. 8: MI-regularised training"),
         notes=f"{settings_note()} MI loss: - 0.1 I(R_x; R_f), von Neumann matrix MI between the Gram matrices of "
               "256 rows of the batch's pixels and logits (the paper gives no weight).",
@@ -593,7 +628,7 @@ def pmi_pe(ctx: RecipeContext) -> Design:
         falsifier="for PE or for PMI, at every noise level, the largest change between evaluations falling outside "
                   "the grokking window (e.g. at fitting) in more than 1/3 of the seeds",
         figure=lambda res, ctl: stacked([
-            bands_figure(res, ctl, [acc, *(sweep_column(q, s) for s in MATRIX_INFO_SWEEP)],
+            bands(res, ctl, [acc, *(sweep_column(q, s) for s in MATRIX_INFO_SWEEP)],
                          f"Paper 000 fig. {n}: {name} at three noise levels")
             for acc, q, n, name in (("test_acc", "pe", 5, "PE"), ("train_acc", "pmi", 4, "PMI"))]),
         notes=f"{settings_note()} The paper's sigma is not given: PE / PMI at sigma {MATRIX_INFO_SWEEP} (noise "
@@ -656,7 +691,7 @@ def mid_ed(ctx: RecipeContext) -> Design:
              "steps",
         falsifier=f"MID or ED at fitting less than {DROP:.0%} below their pre-fit peak in more than 1/3 of the seeds; "
                   "or the runs not grokking late; or the same decrease without weight decay, where nothing generalises",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc", "matrix_info.mid", "matrix_info.ed"],
+        figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "matrix_info.mid", "matrix_info.ed"],
                                              "Paper 000 figs. 6-7: MID and ED"),
         notes=settings_note(),
     )
@@ -722,7 +757,7 @@ def abelian(ctx: RecipeContext) -> Design:
                   "before grokking; or the abelian loss not reaching 95% test acc sooner by more than the seed spread "
                   "and 10% in 2/3 of the paired seeds; or perturbed training also showing no commutativity before "
                   "grokking while the abelian loss speeds it up",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["test_acc", "heldout_laws.wrong_pair_agree",
+        figure=lambda res, ctl: bands(res, ctl, ["test_acc", "heldout_laws.wrong_pair_agree",
                                                         "heldout_laws.abelian_acc"],
                                              "Paper 000 figs. 9-10: the abelian test on held-out pairs"),
         notes=f"{settings_note()} The plain abelian accuracy over all pairs is implied by test accuracy q (about "
@@ -775,7 +810,7 @@ def abelian_distances(ctx: RecipeContext) -> Design:
         falsifier="the relative logit or embedding swap distance at grokking not differing between perturbed and "
                   "standard training by more than the seed spread and 10% (in either direction) in 2/3 of the "
                   "paired seeds",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["test_acc", "heldout_laws.logit_dist_rel",
+        figure=lambda res, ctl: bands(res, ctl, ["test_acc", "heldout_laws.logit_dist_rel",
                                                         "heldout_laws.embed_dist_rel"],
                                              "Paper 000 figs. 11, 18: a+b vs b+a distances (relative)"),
         notes=f"{settings_note()} Distances are divided by the distance between the representations of unrelated "
@@ -839,7 +874,7 @@ def group_laws(ctx: RecipeContext) -> Design:
         size=f"mlp-add, {steps} steps, laws on held-out pairs every {every} steps",
         falsifier=f"a law reaching {FAILS:g} held-out accuracy before grokking, or staying below {HOLDS:g} at the end, "
                   "in more than 1/3 of the seeds; or the laws holding without weight decay",
-        figure=lambda res, ctl: bands_figure(res, ctl, ["test_acc", *(f"heldout_laws.{k}" for k, _ in LAWS),
+        figure=lambda res, ctl: bands(res, ctl, ["test_acc", *(f"heldout_laws.{k}" for k, _ in LAWS),
                                                         "heldout_laws.doubling_loss"],
                                              "Paper 000 figs. 15-16: further group laws on held-out pairs"),
         notes=f"{settings_note()} Scored on held-out pairs only (doubling: x with (x, x) in the test split; zero "
