@@ -27,7 +27,8 @@ def compact(v: dict) -> str:
     """Verdict, seeds, which criteria held, and the control, in one line."""
     status = "**supported**" if v["supported"] else "not supported"
     held = [c for c in v.get("treatment", {}).get("criteria", [])]
-    parts = [f"{status} ({len(v.get('seeds', [0]))} seeds, {v['wall_seconds'] / 60:.0f} min)"]
+    when = "judged again from its runs" if v.get("reused_runs") else f"{v['wall_seconds'] / 60:.0f} min"
+    parts = [f"{status} ({len(v.get('seeds', [0]))} seeds, {when})"]
     failed = [c["name"] for c in held if not c["holds"]]
     parts.append(f"{len(held) - len(failed)}/{len(held)} criteria hold" + (f"; fails: {', '.join(failed)}" if failed else ""))
     control = v.get("control")
@@ -41,7 +42,8 @@ def compact(v: dict) -> str:
 
 def details(v: dict) -> list[str]:
     """Markdown lines: every criterion with its numbers, for the treatment and the control."""
-    lines = [f"- verdict: {'supported' if v['supported'] else 'not supported'}; commit `{v.get('commit', '?')}`, "
+    reused = f" ({v['reused_runs']} finished runs read back and judged by this commit)" if v.get("reused_runs") else ""
+    lines = [f"- verdict: {'supported' if v['supported'] else 'not supported'}; commit `{v.get('commit', '?')}`{reused}, "
              f"{v['wall_seconds'] / 60:.1f} min, seeds {v.get('seeds')}", f"- size: {v.get('size', '')}"]
     for part in ("treatment", "control"):
         entry = v.get(part)

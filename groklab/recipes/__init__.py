@@ -174,6 +174,7 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
         "size": design.size,
         "notes": " ".join(notes),
         "commit": code_version(),
+        "reused_runs": run_all.reused,  # finished runs read back (--reuse) rather than trained in this call
     }
     return fields, _figure_for(design, results, control, entry.name, entry.claim)
 

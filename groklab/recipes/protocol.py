@@ -276,6 +276,7 @@ def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: in
                 first[key] = Job("", str(out))  # nothing to do: read it back below
         keys.append(key)
     todo = [job for job in first.values() if job.config_json]
+    run_all.reused = len(first) - len(todo)  # read back, not trained: the verdict says how many
     outcomes = execute(todo, workers=workers, progress=progress, description=description)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
