@@ -138,7 +138,7 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
             for s in seeds:
                 plan.append((config.override(f"seed={s}"), _size_dir(ctx.out, is_control) / f"{arm.key}-seed{s}",
                              arm.runner))
-    runs = run_all(plan, workers=max(1, jobs), progress=ctx.progress, description=entry.name, reuse=reuse)
+    runs, reused = run_all(plan, workers=max(1, jobs), progress=ctx.progress, description=entry.name, reuse=reuse)
     ctx.runs.extend(r.dir for r in runs)
     per_condition = len(design.arms) * len(seeds)
     tables = []
@@ -174,7 +174,7 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
         "size": design.size,
         "notes": " ".join(notes),
         "commit": code_version(),
-        "reused_runs": run_all.reused,  # finished runs read back (--reuse) rather than trained in this call
+        "reused_runs": reused,  # finished runs read back (--reuse) rather than trained in this call
     }
     return fields, _figure_for(design, results, control, entry.name, entry.claim)
 

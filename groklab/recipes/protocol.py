@@ -254,8 +254,9 @@ def most_seeds(sample: Sample, predicate: Callable[[float], bool], name: str, wh
 
 # ----------------------------------------------------------------------------- running a design
 def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: int = 1, progress: bool = False,
-            description: str = "runs", reuse: bool = False) -> list[Any]:
-    """Train every ``(config, out, runner)`` and return the loaded runs in order. Identical
+            description: str = "runs", reuse: bool = False) -> tuple[list[Any], int]:
+    """Train every ``(config, out, runner)``; return the loaded runs in order and how many of
+    the distinct runs were read back (``reuse``) rather than trained. Identical
     jobs run once (a control that changes nothing for some arm costs nothing). With
     ``workers > 1`` runs go to that many processes, one torch thread each. With ``reuse``, a
     directory that already holds a finished run of the same config is read, not retrained
@@ -276,13 +277,12 @@ def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: in
                 first[key] = Job("", str(out))  # nothing to do: read it back below
         keys.append(key)
     todo = [job for job in first.values() if job.config_json]
-    run_all.reused = len(first) - len(todo)  # read back, not trained: the verdict says how many
     outcomes = execute(todo, workers=workers, progress=progress, description=description)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise GroklabError(f"{len(failed)} run(s) failed, first {failed[0].out}: {failed[0].error}")
     loaded = {key: load(job.out) for key, job in first.items()}
-    return [loaded[key] for key in keys]
+    return [loaded[key] for key in keys], len(first) - len(todo)
 
 
 def judge_design(design: Design, results: Results, control: Optional[Results]) -> dict[str, Any]:
