@@ -27,7 +27,8 @@ def compact(v: dict) -> str:
     """Verdict, seeds, which criteria held, and the control, in one line."""
     status = "**supported**" if v["supported"] else "not supported"
     held = [c for c in v.get("treatment", {}).get("criteria", [])]
-    when = "judged again from its runs" if v.get("reused_runs") else f"{v['wall_seconds'] / 60:.0f} min"
+    minutes = v.get("training_wall_seconds", v["wall_seconds"]) / 60
+    when = f"{minutes:.0f} min" + (", judged again from its runs" if v.get("reused_runs") else "")
     parts = [f"{status} ({len(v.get('seeds', [0]))} seeds, {when})"]
     failed = [c["name"] for c in held if not c["holds"]]
     parts.append(f"{len(held) - len(failed)}/{len(held)} criteria hold" + (f"; fails: {', '.join(failed)}" if failed else ""))
@@ -42,7 +43,10 @@ def compact(v: dict) -> str:
 
 def details(v: dict) -> list[str]:
     """Markdown lines: every criterion with its numbers, for the treatment and the control."""
-    reused = f" ({v['reused_runs']} finished runs read back and judged by this commit)" if v.get("reused_runs") else ""
+    reused = ""
+    if v.get("reused_runs"):
+        reused = (f" ({v['reused_runs']} finished runs read back and judged by this commit; trained by "
+                  f"`{v.get('trained_by_commit', '?')}` in {v.get('training_wall_seconds', 0) / 60:.1f} min)")
     lines = [f"- verdict: {'supported' if v['supported'] else 'not supported'}; commit `{v.get('commit', '?')}`{reused}, "
              f"{v['wall_seconds'] / 60:.1f} min, seeds {v.get('seeds')}", f"- size: {v.get('size', '')}"]
     for part in ("treatment", "control"):
@@ -59,13 +63,19 @@ def details(v: dict) -> list[str]:
 
 def table() -> None:
     quick, full = _verdicts("quick"), _verdicts("full")
-    names = sorted(set(quick) | set(full))
+    try:  # every registered recipe gets a row, run or not
+        from groklab.recipes import list_recipes
+
+        registered = set(list_recipes())
+    except ImportError:
+        registered = set()
+    names = sorted(set(quick) | set(full) | registered)
     doc = ["# Verdicts of the reproductions", "",
            "Made by `python docs/make_gallery.py table` from the JSON files beside this one.", ""]
     for name in names:
         doc.append(f"## `{name}`")
-        claim = (quick.get(name) or full.get(name))["claim"]
-        doc += ["", f"Claim: {claim}", ""]
+        known = quick.get(name) or full.get(name)
+        doc += ["", f"Claim: {known['claim']}" if known else "Not run at either size yet.", ""]
         for size, verdicts in (("quick", quick), ("full", full)):
             if name in verdicts:
                 doc += [f"**{size}** ([figure]({size}/{name}.png))", ""] + details(verdicts[name]) + [""]
