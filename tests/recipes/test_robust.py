@@ -360,3 +360,18 @@ def test_ranking_judge_uses_the_best_strength_of_each_intervention():
     assert all(holds(rb.judge_ranking, two))
     slow = res(wd=(2200, 2300, 2400), abelian=(2100, 2250, 2300), perturb=(900, 1000, 950))
     assert holds(rb.judge_ranking, slow) == [True, False]  # abelian within 10% / the spread of standard
+
+
+def test_control_legends_name_what_the_control_changed():
+    from groklab.presets import load_preset
+
+    base = load_preset("mlp-add")
+    assert rb.config_changes(base, base.override("optim.weight_decay=0")) == "optim.weight_decay=0.0"
+    assert rb.config_changes(base, base.override("seed=3")) == "no change"
+    arms = [Arm("wd", "AdamW", base)]
+    ours = results_from_runs(arms, [0], {"wd": [modular()]}, rb.measure_steps)
+    theirs = results_from_runs(arms, [0], {"wd": [modular(t_test=None)]}, rb.measure_steps)
+    ours.runs["wd"][0].config, theirs.runs["wd"][0].config = base, base.override("optim.weight_decay=0")
+    fig = rb.bands(ours, theirs, ["test_acc"], "t")
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts == ["AdamW", "AdamW (control: optim.weight_decay=0.0)"]
