@@ -423,6 +423,20 @@ def nn_accuracy_metric(ctx: MetricContext) -> dict[str, float]:
     }
 
 
+def _shared_forward(model) -> tuple:
+    """``predict(a, b)`` (logits) and ``embed(a, b)`` (embeddings) of operand pairs, sharing one
+    forward pass per (a, b) tensor pair."""
+    passes: dict = {}
+
+    def forward_pass(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        key = (id(a), id(b))
+        if key not in passes:  # the entry keeps a and b alive, so their ids are not reused
+            passes[key] = (a, b, _embed_and_logits(model, torch.stack([a, b], 1)))
+        return passes[key][2]
+
+    return (lambda a, b: forward_pass(a, b)[1]), (lambda a, b: forward_pass(a, b)[0])
+
+
 @register_metric("group_laws", cost="expensive")
 @torch.no_grad()
 def group_laws_metric(ctx: MetricContext) -> dict[str, float]:
@@ -441,19 +455,7 @@ def group_laws_metric(ctx: MetricContext) -> dict[str, float]:
     model, device = ctx.model, ctx.train_x.device
     m = n_operands(model)
     n_classes = _forward(model, ctx.train_x[:1]).shape[-1]
-    passes: dict = {}  # one forward pass per (a, b) tensor pair gives both its logits and embeddings
-
-    def forward_pass(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-        key = (id(a), id(b))
-        if key not in passes:  # the entry keeps a and b alive, so their ids are not reused
-            passes[key] = (a, b, _embed_and_logits(model, torch.stack([a, b], 1)))
-        return passes[key][2]
-
-    def predict(a: Tensor, b: Tensor) -> Tensor:
-        return forward_pass(a, b)[1]
-
-    def embed(a: Tensor, b: Tensor) -> Tensor:
-        return forward_pass(a, b)[0]
+    predict, embed = _shared_forward(model)
 
     a, b = group_laws.all_pairs(m)
     keep = _subset(m * m, MAX_GROUP_PAIRS, ctx, "group_pairs", torch.device("cpu"))
@@ -520,19 +522,7 @@ def heldout_laws_metric(ctx: MetricContext) -> dict[str, float]:
     model, device = ctx.model, ctx.train_x.device
     m = n_operands(model)
     held = heldout_mask(ctx.test_x, m)  # (m, m) on CPU
-    cache: dict = {}
-
-    def both(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
-        key = (id(a), id(b))
-        if key not in cache:  # the entry keeps a and b alive, so their ids are not reused
-            cache[key] = (a, b, _embed_and_logits(model, torch.stack([a, b], 1)))
-        return cache[key][2]
-
-    def predict(a: Tensor, b: Tensor) -> Tensor:
-        return both(a, b)[1]
-
-    def embed(a: Tensor, b: Tensor) -> Tensor:
-        return both(a, b)[0]
+    predict, embed = _shared_forward(model)
 
     a, b = group_laws.all_pairs(m)
     swap = held[a, b] & held[b, a] & (a != b)
