@@ -11,9 +11,9 @@ with a :class:`~groklab.errors.GroklabError` whose message names the key and wha
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from groklab.errors import GroklabError
 
@@ -23,12 +23,10 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "EvalConfig",
-    "PerturbConfig",
-    "MIConfig",
-    "AbelianConfig",
-    "BarlowConfig",
-    "GrokfastConfig",
+    "Variant",
+    "InterventionConfig",
     "InterventionsConfig",
+    "register_intervention_block",
     "LinearizedConfig",
     "Config",
     "apply_overrides",
@@ -43,137 +41,100 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
-class TaskConfig(_Frozen):
-    """The data. Each field says which task reads it.
+class Variant(_Frozen):
+    """A config block that comes in registered variants: ``task`` and ``model``.
 
-    ``modular``: ``op`` on residues mod ``p``; ``permutation``: composition in S_n (a
-    non-abelian control); both split their full table by ``train_frac``. ``polynomial``:
-    paper 001's toy-model regression in ``d`` dimensions; ``images``: digits or MNIST;
-    ``teacher``: regression on a fixed random teacher MLP; these draw ``n_train``/``n_test``.
+    Each variant is a subclass with its own fields and a ``Literal`` name, registered by the
+    module that implements it (``@TaskConfig.register``), so a new task or model adds a file
+    and edits no list here. Building the family class picks the variant by ``name``
+    (``TaskConfig(p=113)`` is a modular task; no name means ``default_variant``), and
+    :meth:`parse` reads a dict the same way. ``config.json`` files written before variants
+    existed hold one flat block with every variant's keys: :meth:`parse` drops the keys of
+    other variants that hold their default value and refuses any other.
     """
 
-    name: Literal["modular", "permutation", "polynomial", "images", "teacher"] = "modular"
-    # 3000^2 = 9M pairs is already ~100x the largest modulus in the papers; beyond it the table does not fit.
-    p: int = Field(97, ge=2, le=3000, description="modulus for the modular task")
-    op: str = Field("x+y", description="operation of the modular task, e.g. 'x+y', 'x/y'")
-    n: int = Field(4, ge=2, le=6, description="degree of the symmetric group S_n")
-    train_frac: float = Field(0.3, description="fraction of all pairs used for training")
-    # --- polynomial (paper 001's toy model): x ~ N(0, I/d), beta_k ~ N(0, I_d)
-    d: int = Field(100, ge=1, description="polynomial task: input dimension D")
-    n_train: int = Field(
-        550, ge=1, description="polynomial task: training points P; images: seeded subset of the training "
-        "images (Omnigrok: 1000); teacher: Gaussian training inputs (Omnigrok: 100)"
-    )
-    n_test: int = Field(
-        1000, ge=1, description="polynomial task: fresh test points; images: seeded subset of the test images "
-        "(MNIST's t10k has 10000; digits has 1797 - n_train left); teacher: Gaussian test inputs (Omnigrok: 100)"
-    )
-    target: Literal["quadratic", "hermite"] = Field(
-        "quadratic",
-        description="polynomial task: 'quadratic' y = 0.5 sum_k (beta_k . x)^2 over n_directions; "
-        "'hermite' y = He_degree(z)/sqrt(degree!), z the unit-variance projection on beta",
-    )
-    degree: int = Field(2, ge=0, le=12, description="polynomial task: Hermite degree (target='hermite')")
-    n_directions: int = Field(1, ge=1, description="polynomial task: directions of a multi-index quadratic")
-    # --- images (groklab.tasks.images): MNIST IDX files or scikit-learn's bundled 8x8 digits
-    dataset: Literal["digits", "mnist"] = Field(
-        "digits", description="images task: 'digits' (scikit-learn's bundled 8x8 digits, no download) or 'mnist' "
-        "(the four IDX files in task.path)"
-    )
-    path: Optional[str] = Field(None, description="images task: directory of the MNIST IDX files (raw or .gz)")
+    name: str
+    family: ClassVar[str] = ""  # the config key of the block ("task", "model"), for messages
+    default_variant: ClassVar[str] = ""
+    variants: ClassVar[dict[str, type["Variant"]]] = {}
 
-    @field_validator("train_frac")
+    def __new__(cls, *args: Any, **data: Any):
+        if "variants" in cls.__dict__:  # the family class itself: build the chosen variant
+            cls = cls.variant(data.get("name", cls.default_variant))
+        return super().__new__(cls)
+
     @classmethod
-    def _frac_in_open_interval(cls, v: float) -> float:
-        if not 0.0 < v < 1.0:
-            raise ValueError(f"must lie strictly between 0 and 1, got {v}")
-        return v
+    def register(cls, variant: type) -> type:
+        """Class decorator: make ``variant`` (a subclass with a ``Literal`` name) selectable by its name."""
+        cls.variants[variant.model_fields["name"].default] = variant
+        return variant
 
-    @model_validator(mode="after")
-    def _mnist_has_a_path(self) -> "TaskConfig":
-        if self.name == "images" and self.dataset == "mnist" and not self.path:
-            raise ValueError(
-                "task.dataset='mnist' needs task.path, the directory holding the MNIST IDX files "
-                "(groklab never downloads); or use task.dataset='digits'"
-            )
-        return self
+    @classmethod
+    def variant(cls, name: str) -> type:
+        """The registered variant called ``name``; ValueError naming the registered ones otherwise."""
+        if name not in cls.variants:
+            raise ValueError(f"{cls.family}.name: unknown {cls.family} {name!r}; registered: {', '.join(sorted(cls.variants))}")
+        return cls.variants[name]
 
-    @model_validator(mode="after")
-    def _operation_is_defined(self) -> "TaskConfig":
-        if self.name == "modular":
-            # Imported here: tasks depend on config, not the other way round.
-            from groklab.tasks.modular import check_operation
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        """A dict as the variant its ``name`` picks (see the class docstring); anything else unchanged."""
+        if not isinstance(value, dict):
+            return value
+        name = value.get("name", cls.default_variant)
+        chosen = cls.variant(name)
+        clean = {}
+        for key, given in value.items():
+            owners = [v for v in cls.variants.values() if key in v.model_fields]
+            if key in chosen.model_fields or not owners:
+                clean[key] = given  # this variant's key, or unknown (extra="forbid" names it)
+            elif not any(given == owner.model_fields[key].default for owner in owners):
+                names = " or ".join(f"'{owner.model_fields['name'].default}'" for owner in owners)
+                raise ValueError(f"{cls.family}.{key} belongs to {cls.family}.name={names}, not to "
+                                 f"{cls.family}.name='{name}'")
+        return chosen.model_validate(clean)
 
-            check_operation(self.op, self.p)
-        if self.name == "polynomial" and self.target == "hermite" and self.n_directions != 1:
-            raise ValueError("task.target='hermite' is single-index; set task.n_directions=1")
-        return self
+    def check(self, config: "Config") -> None:
+        """Cross-checks against the rest of the config; raise ValueError naming the keys."""
 
 
-class ModelConfig(_Frozen):
-    """The network and its laziness.
+InputKind = Literal["pairs", "dense"]  # operand pairs (B, 2), or float vectors (B, d)
+TargetKind = Literal["classes", "scalar", "vectors"]  # class labels, float (B,), float (B, k)
 
-    ``mlp``: two-layer MLP on concatenated one-hot operands. ``transformer``: decoder-only
-    transformer on the tokens ``a op b =`` (or ``a b =`` with ``op_token=false``).
-    Laziness (paper 001): the output is ``alpha * (f(theta) - f(theta_0))`` when ``centre``
-    is on, and the learning rate is divided by ``alpha**2`` (``optim.alpha_lr_scaling``).
-    """
 
-    name: Literal["mlp", "transformer", "committee"] = "mlp"
-    # committee (paper 001's toy model, polynomial task only): f = alpha/N sum_i v_i phi(w_i . x),
-    # phi(h) = h + eps/2 h^2, N = width, w_i ~ N(0, I); readouts v_i = 1, trained iff train_readout
-    # --- MLP
-    width: int = Field(256, ge=1, le=1_000_000, description="hidden width of the MLP")
-    depth: int = Field(
-        1, ge=1, description="MLP hidden layers: 1 = the two-layer W_in/W_out net; 2 = e.g. Omnigrok's "
-        "784-200-200-10 (extra layers W_mid.0, ...)"
-    )
-    activation: Literal["relu", "gelu", "tanh", "quadratic", "poly"] = "relu"
-    eps: float = Field(0.5, description="poly activation h + eps/2 h^2")
-    bias: bool = True
-    train_readout: bool = True
-    parametrization: Literal["standard", "ntk", "mean_field"] = Field(
-        "standard",
-        description="standard: PyTorch default init; ntk / mean_field: N(0,1) weights, input / sqrt(d_in), "
-        "output / sqrt(width) or / width",
-    )
-    # --- transformer
-    d_model: int = Field(128, ge=1)
-    n_heads: int = Field(4, ge=1)
-    d_mlp: int = Field(512, ge=1)
-    n_layers: int = Field(1, ge=1)
-    layernorm: bool = False
-    op_token: bool = True
-    # --- laziness and scales
+class TaskConfig(Variant):
+    """The data: a registered task (:mod:`groklab.tasks`; ``modular`` by default). A variant
+    declares what it gives: ``inputs`` and ``targets``, which the model must take."""
+
+    family: ClassVar[str] = "task"
+    default_variant: ClassVar[str] = "modular"
+    variants: ClassVar[dict[str, type[Variant]]] = {}
+    inputs: ClassVar[InputKind] = "pairs"
+    targets: ClassVar[TargetKind] = "classes"
+
+
+class ModelConfig(Variant):
+    """The network (:mod:`groklab.models`; ``mlp`` by default) and its laziness, which every
+    model has: the output is ``alpha * (f(theta) - f(theta_0))`` when ``centre`` is on, and the
+    learning rate is divided by ``alpha**2`` (``optim.alpha_lr_scaling``; paper 001). A variant
+    declares what it takes (``accepts_inputs``, ``accepts_targets``) and whether it has a dense
+    input layer that noise can be added to (``dense_input_layer``)."""
+
+    family: ClassVar[str] = "model"
+    default_variant: ClassVar[str] = "mlp"
+    variants: ClassVar[dict[str, type[Variant]]] = {}
+    accepts_inputs: ClassVar[tuple[str, ...]] = ("pairs",)
+    accepts_targets: ClassVar[tuple[str, ...]] = ("classes",)
+    dense_input_layer: ClassVar[bool] = False
+
     init_scale: float = Field(1.0, gt=0, description="multiplies every initial weight")
-    he_init: bool = Field(
-        False, description="MLP with parametrization ntk / mean_field: weights N(0, init_scale^2 * 2 / fan_in) "
-        "instead of N(0, init_scale^2) (paper 001's MNIST network)"
-    )
     alpha: float = Field(1.0, gt=0, description="output scale (laziness)")
     centre: Optional[bool] = Field(None, description="subtract the output at init; null = alpha != 1")
-    init_interp: float = Field(
-        0.0, ge=0, le=1, description="committee on a quadratic polynomial task: initial W = (1 - t) W_random + "
-        "t W_star, W_star the analytic solution (M = T / (alpha eps), wbar = 0; paper 001 app. 8.4.2); 0 = random",
-    )
 
     @property
     def centred(self) -> bool:
         """Whether the output at init is subtracted (``centre``, or by default ``alpha != 1``)."""
         return self.alpha != 1.0 if self.centre is None else self.centre
-
-    @model_validator(mode="after")
-    def _he_init_has_unit_weights(self) -> "ModelConfig":
-        if self.he_init and (self.name != "mlp" or self.parametrization == "standard"):
-            raise ValueError("model.he_init scales N(0,1) weights by sqrt(2/fan_in): it needs model.name='mlp' with "
-                             "model.parametrization='ntk' or 'mean_field'")
-        return self
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> "ModelConfig":
-        if self.name == "transformer" and self.d_model % self.n_heads:
-            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
-        return self
 
 
 class OptimConfig(_Frozen):
@@ -236,95 +197,61 @@ class EvalConfig(_Frozen):
     )
 
 
-class PerturbConfig(_Frozen):
-    """Perturbed training (paper 000, section 3.2): the dense one-hot input of every training
-    step gets Gaussian noise of standard deviation ``sigma = max(lambda1 * (1 - train_acc),
-    lambda2)`` per coordinate, where ``train_acc`` is the training accuracy of the latest
-    evaluation (every ``train.eval_every`` steps, on the clean training set). The paper writes
-    the noise as N(0, sigma I); we read sigma as the standard deviation. On when either lambda
-    is positive; MLP only (the transformer reads token ids, which cannot be perturbed)."""
-
-    lambda1: float = Field(0.0, ge=0, description="noise scale times the training error")
-    lambda2: float = Field(0.0, ge=0, description="noise floor")
+class InterventionConfig(_Frozen):
+    """One intervention's block, ``interventions.<name>``, off by default. Registered with
+    :func:`register_intervention_block` by the module that implements the intervention."""
 
     @property
     def on(self) -> bool:
-        return self.lambda1 > 0 or self.lambda2 > 0
+        """Whether the block's settings turn the intervention on."""
+        raise NotImplementedError
+
+    def check(self, config: "Config") -> None:
+        """Cross-checks against the rest of the config; raise ValueError naming the keys."""
 
 
-class MIConfig(_Frozen):
-    """MI-regularised training (paper 000, section 4.3): the loss gets ``- weight * I(R_x; R_f)``,
-    the matrix mutual information between the Gram matrices of the (one-hot, possibly perturbed)
-    inputs and of the logits of the batch, so minimising the loss maximises the information."""
-
-    weight: float = Field(0.0, ge=0, description="0 = off")
-    order: float = Field(1.0, gt=0, description="matrix Renyi order (1 = von Neumann)")
-    max_samples: Optional[int] = Field(
-        512, ge=2, description="at most this many rows of each batch, drawn afresh each step; null = all"
-    )
-
-    @property
-    def on(self) -> bool:
-        return self.weight > 0
+INTERVENTION_BLOCKS: dict[str, type[InterventionConfig]] = {}
+_BLOCK_ORDER: dict[str, float] = {}
 
 
-class AbelianConfig(_Frozen):
-    """Commutativity loss (paper 000, Fig. 10): ``weight`` times the symmetrised KL divergence
-    between the predictions for ``(a, b)`` and ``(b, a)`` on every training batch."""
-
-    weight: float = Field(0.0, ge=0, description="0 = off")
-
-    @property
-    def on(self) -> bool:
-        return self.weight > 0
-
-
-class BarlowConfig(_Frozen):
-    """Barlow Twins regulariser (Zbontar et al. 2021; paper 000, Fig. 14) between the activations
-    of ``layer`` on two views of the batch: the batch itself and a copy with Gaussian input noise
-    of standard deviation ``sigma`` (``view='noise'``, MLP only) or with the operands swapped
-    (``view='swap'``, any model). The loss is ``weight`` times ``sum_i (1 - C_ii)^2 +
-    off_diagonal * sum_{i != j} C_ij^2``, divided by the width ``d``, for the cross-correlation
-    ``C`` (d x d) of the batch-standardised activations."""
-
-    weight: float = Field(0.0, ge=0, description="0 = off")
-    layer: Optional[str] = Field(None, description="cache key; null = 'hidden' (MLP) or 'resid_final' (transformer)")
-    view: Literal["noise", "swap"] = "noise"
-    sigma: float = Field(0.1, ge=0, description="input noise of the second view (view='noise')")
-    off_diagonal: float = Field(5e-3, ge=0, description="weight of the redundancy-reduction term")
-
-    @property
-    def on(self) -> bool:
-        return self.weight > 0
-
-
-class GrokfastConfig(_Frozen):
-    """Grokfast gradient filters (Lee et al. 2024), applied after backward, before the update:
-    ``grad <- grad + lamb * filtered(grad)``. ``ema``: ``filtered = alpha * filtered +
-    (1 - alpha) * grad`` (started at the first gradient); ``ma``: the mean of the last ``window``
-    gradients, applied only once the window is full when ``warmup``. Lee et al. use
-    ``alpha=0.98, lamb=2`` (EMA) and ``window=100, lamb=5`` (MA)."""
-
-    filter: Literal["none", "ema", "ma"] = "none"
-    lamb: float = Field(2.0, ge=0)
-    alpha: float = Field(0.98, ge=0, lt=1)
-    window: int = Field(100, ge=1)
-    warmup: bool = True
-
-    @property
-    def on(self) -> bool:
-        return self.filter != "none"
+def register_intervention_block(name: str, block: type[InterventionConfig], order: float = 0.0) -> None:
+    """Add ``interventions.<name>`` with its config class (see :mod:`groklab.interventions`);
+    blocks are kept sorted by ``order``, the order the interventions run in."""
+    _BLOCK_ORDER[name] = order
+    INTERVENTION_BLOCKS[name] = block
+    ordered = sorted(INTERVENTION_BLOCKS.items(), key=lambda item: _BLOCK_ORDER[item[0]])
+    INTERVENTION_BLOCKS.clear()
+    INTERVENTION_BLOCKS.update(ordered)
 
 
 class InterventionsConfig(_Frozen):
-    """Interventions on training (see :mod:`groklab.interventions`); all off by default and
-    freely combined."""
+    """Interventions on training (see :mod:`groklab.interventions`): one block per registered
+    intervention, all off by default and freely combined; ``interventions.perturb`` etc."""
 
-    perturb: PerturbConfig = PerturbConfig()
-    mi: MIConfig = MIConfig()
-    abelian: AbelianConfig = AbelianConfig()
-    barlow: BarlowConfig = BarlowConfig()
-    grokfast: GrokfastConfig = GrokfastConfig()
+    model_config = ConfigDict(frozen=True, extra="allow", validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blocks(cls, data: Any) -> Any:
+        if isinstance(data, InterventionsConfig):
+            return data
+        data = dict(data or {})
+        unknown = sorted(set(data) - set(INTERVENTION_BLOCKS))
+        if unknown:
+            raise ValueError(f"interventions.{unknown[0]}: unknown intervention; registered: "
+                             f"{', '.join(INTERVENTION_BLOCKS)}")
+        out = {}
+        for name, block in INTERVENTION_BLOCKS.items():
+            given = data.get(name, {})
+            try:
+                out[name] = given if isinstance(given, block) else block.model_validate(given)
+            except ValidationError as e:
+                raise ValueError(f"interventions.{name}.{_one_line(e)}") from None
+        return out
+
+    def blocks(self) -> dict[str, InterventionConfig]:
+        """Every block by name, in registration order."""
+        return dict(self.__pydantic_extra__ or {})
 
 
 class LinearizedConfig(_Frozen):
@@ -340,6 +267,15 @@ class LinearizedConfig(_Frozen):
         return self.enabled
 
 
+_KIND_WORDS = {
+    "pairs": "operand pairs",
+    "dense": "dense float inputs",
+    "classes": "class labels",
+    "scalar": "scalar regression targets",
+    "vectors": "vector regression targets",
+}
+
+
 class Config(_Frozen):
     """One experiment. Build with keyword arguments, :func:`config_from_dict`, a preset
     (:func:`groklab.presets.load_preset`) and :func:`apply_overrides`."""
@@ -347,13 +283,19 @@ class Config(_Frozen):
     # The name becomes a folder under runs/: letters, digits, '.', '_' and '-', so it cannot leave it.
     name: str = Field("custom", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     seed: int = Field(0, ge=0)
-    task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
+    # SerializeAsAny: dump the variant's own fields, not only the family's.
+    task: SerializeAsAny[TaskConfig] = Field(default_factory=TaskConfig)
+    model: SerializeAsAny[ModelConfig] = Field(default_factory=ModelConfig)
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
-    interventions: InterventionsConfig = InterventionsConfig()
+    interventions: InterventionsConfig = Field(default_factory=InterventionsConfig)
     linearized: LinearizedConfig = LinearizedConfig()
+
+    @field_validator("task", "model", mode="before")
+    @classmethod
+    def _pick_variant(cls, value: Any, info) -> Any:
+        return {"task": TaskConfig, "model": ModelConfig}[info.field_name].parse(value)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
@@ -362,51 +304,22 @@ class Config(_Frozen):
         return self
 
     @model_validator(mode="after")
-    def _toy_model_fits_the_task(self) -> "Config":
-        poly, committee = self.task.name == "polynomial", self.model.name == "committee"
-        if committee and not poly:
-            raise ValueError("model.name='committee' is the toy model of task.name='polynomial' (scalar regression)")
-        if poly and not committee:
-            raise ValueError("task.name='polynomial' has dense regression inputs; use model.name='committee'")
-        if poly and self.train.loss != "mse":
-            raise ValueError("task.name='polynomial' is regression; set train.loss='mse'")
-        if self.model.init_interp > 0:
-            if not committee or self.task.target != "quadratic":
-                raise ValueError("model.init_interp interpolates toward the toy model's analytic solution: it needs "
-                                 "model.name='committee' and task.target='quadratic'")
-            if self.model.eps <= 0:
-                raise ValueError("model.init_interp needs model.eps > 0 (the solution is M = T / (alpha eps))")
-            if self.model.width < 2 * self.task.n_directions:
-                raise ValueError("model.init_interp needs model.width >= 2 * task.n_directions (a +/- pair of "
-                                 "neurons per target direction)")
-        return self
-
-    @model_validator(mode="after")
-    def _interventions_fit_the_model(self) -> "Config":
-        iv = self.interventions
-        if self.model.name != "mlp":
-            if iv.perturb.on:
-                raise ValueError(
-                    "interventions.perturb adds noise to dense one-hot inputs, which only model.name='mlp' takes "
-                    "(the transformer reads token ids)"
-                )
-            if iv.barlow.on and iv.barlow.view == "noise":
-                raise ValueError(
-                    "interventions.barlow.view='noise' perturbs dense one-hot inputs, which only model.name='mlp' "
-                    "takes; use interventions.barlow.view='swap' with the transformer"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _dense_tasks_fit_the_model(self) -> "Config":
-        # images and teacher give dense float inputs, which only the MLP reads.
-        if self.task.name in ("images", "teacher") and self.model.name != "mlp":
-            raise ValueError(
-                f"task.name='{self.task.name}' gives dense float inputs, which only model.name='mlp' takes "
-                f"(got model.name='{self.model.name}')"
-            )
-        if self.task.name == "teacher" and self.train.loss != "mse":
-            raise ValueError("task.name='teacher' is regression; set train.loss='mse'")
+    def _model_takes_the_task(self) -> "Config":
+        # The declarations of the two variants, not their names, decide what fits.
+        task, model = self.task, self.model
+        for kind, given, accepted in (("inputs", task.inputs, "accepts_inputs"), ("targets", task.targets, "accepts_targets")):
+            if given not in getattr(model, accepted):
+                takers = [n for n, v in ModelConfig.variants.items()
+                          if task.inputs in v.accepts_inputs and task.targets in v.accepts_targets]
+                raise ValueError(f"task.name='{task.name}' gives {_KIND_WORDS[given]}, which model.name='{model.name}' "
+                                 f"does not take; use model.name={' or '.join(repr(n) for n in takers)}")
+        if task.targets != "classes" and self.train.loss != "mse":
+            raise ValueError(f"task.name='{task.name}' is regression; set train.loss='mse'")
+        task.check(self)
+        model.check(self)
+        for block in self.interventions.blocks().values():
+            if block.on:
+                block.check(self)
         return self
 
     @property
@@ -427,6 +340,10 @@ class Config(_Frozen):
         except json.JSONDecodeError as e:
             raise GroklabError(f"config is not valid JSON: {e}") from None
         return config_from_dict(data)
+
+    def dotted_keys(self) -> list[str]:
+        """Every dotted key this config has (its task and model variants' own keys included)."""
+        return _known_keys(self)
 
     def override(self, *assignments: str) -> "Config":
         """Return a copy with ``key=value`` assignments applied (see :func:`apply_overrides`)."""
@@ -493,7 +410,7 @@ def missing_keys(text: str) -> list[str]:
             node = node[part]
         return True
 
-    return [k for k in _known_keys(Config()) if not has(data, k.split("."))]
+    return [k for k in _known_keys(config_from_dict(data)) if not has(data, k.split("."))]
 
 
 def _known_keys(model: BaseModel, prefix: str = "") -> list[str]:
@@ -526,9 +443,21 @@ def apply_overrides(config: Config, assignments) -> Config:
     value the key does not allow. The input config is never modified.
     """
     data = config.model_dump()
-    known = _known_keys(config)
-    for assignment in assignments:
-        key, value = parse_override(assignment)
+    parsed = [parse_override(assignment) for assignment in assignments]
+    # A change of task or model variant first, whatever its place: the new variant's keys are
+    # then known, and the old variant's own keys do not carry over.
+    for key, value in parsed:
+        family = {"task.name": TaskConfig, "model.name": ModelConfig}.get(key)
+        if family is not None and value != data[family.family]["name"]:
+            try:
+                fields = family.variant(value).model_fields
+            except ValueError as e:
+                raise GroklabError(str(e)) from None
+            data[family.family] = {k: v for k, v in data[family.family].items() if k in fields} | {"name": value}
+    # The keys of the variants now chosen (checked alone: the rest may only fit after the overrides).
+    sections = dict(config) | {"task": TaskConfig.parse(data["task"]), "model": ModelConfig.parse(data["model"])}
+    known = _known_keys(Config.model_construct(**sections))
+    for key, value in parsed:
         if key not in known:
             raise GroklabError(f"unknown config key '{key}'; {_suggest(key, known)}")
         *parents, leaf = key.split(".")

@@ -20,7 +20,9 @@ def tiny(**sections) -> "Config":  # noqa: F821
         "train": {"steps": 40, "eval_every": 10, "checkpoint_every": 20},
     }
     for section, values in sections.items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and values.get("name", base.get(section, {}).get("name")) != base.get(section, {}).get("name"):
+            base[section] = dict(values)  # another task or model: the tiny MLP's own keys do not apply to it
+        elif isinstance(values, dict):
             base.setdefault(section, {}).update(values)
         else:
             base[section] = values

@@ -160,7 +160,7 @@ def test_the_last_step_is_evaluated_when_steps_is_not_a_multiple_of_eval_every(t
 
 def test_warm_up_starts_at_lr_over_warmup_steps_not_zero():
     from groklab.models import build_model  # noqa: F401  (the optimiser is built for a real model)
-    from groklab.training.optim import build_optimizer
+    from groklab.optim import build_optimizer
 
     config = tiny(optim={"name": "sgd", "lr": 0.4, "warmup_steps": 4, "weight_decay": 0.0})
     model = torch.nn.Linear(2, 2)

@@ -21,6 +21,9 @@ training alone: it trains a linearised copy on the same batches and adds ``lin.*
 
 The loop sees only the :class:`~groklab.interventions.base.Interventions` composite that
 :func:`build_interventions` returns (the protocol is in :mod:`groklab.interventions.base`).
+A new intervention is one file: a :class:`~groklab.config.InterventionConfig` subclass for its
+block and an :class:`Intervention` subclass decorated with
+:func:`~groklab.interventions.base.register_intervention`; nothing here changes.
 Random draws come from one generator per intervention, seeded from ``(seed, name)`` on the
 training device, whose state is checkpointed with the intervention's buffers.
 """
@@ -33,15 +36,21 @@ import torch
 from torch import nn
 
 from groklab.config import Config
-from groklab.errors import GroklabError
 from groklab.interventions.abelian import AbelianRegulariser
 from groklab.interventions.barlow import BarlowTwins, barlow_twins_loss
-from groklab.interventions.base import NO_INTERVENTIONS, Intervention, Interventions, swap_operands
+from groklab.interventions.base import (
+    INTERVENTIONS,
+    NO_INTERVENTIONS,
+    Intervention,
+    Interventions,
+    Setup,
+    register_intervention,
+    swap_operands,
+)
 from groklab.interventions.grokfast import Grokfast
 from groklab.interventions.linearized import LinearizedCompanion
 from groklab.interventions.mi import MIRegulariser
 from groklab.interventions.perturb import Perturb, perturb_sigma
-from groklab.metrics.robustness import embedding
 from groklab.seeding import generator
 
 __all__ = [
@@ -55,6 +64,9 @@ __all__ = [
     "Grokfast",
     "LinearizedCompanion",
     "build_interventions",
+    "register_intervention",
+    "Setup",
+    "INTERVENTIONS",
     "perturb_sigma",
     "barlow_twins_loss",
     "swap_operands",
@@ -69,39 +81,16 @@ def build_interventions(
     the linearised companion (``config.linearized``), which steps on the final batch. Call it
     while ``model`` holds its initial parameters (the companion linearises around them).
     ``data`` (``train_x``, ``train_y``, ``test_x``, ``test_y`` on ``device``) is what the
-    companion evaluates on; the loop passes the tensors it trains on, and without it they are
-    rebuilt from ``(task, seed)``."""
-    iv, seed = config.interventions, config.seed
-
-    def rng(name: str) -> torch.Generator:
-        return generator(seed, f"interventions.{name}", device)
-
+    companion evaluates on (required with ``linearized.enabled``); the loop passes the tensors
+    it trains on."""
     items: list[Intervention] = []
-    if iv.perturb.on:
-        items.append(Perturb(iv.perturb, rng("perturb")))
-    if iv.mi.on:
-        items.append(MIRegulariser(iv.mi, rng("mi")))
-    if iv.abelian.on:
-        items.append(AbelianRegulariser(iv.abelian))
-    if iv.barlow.on:
-        _check_layer(model, iv.barlow.layer, device)
-        items.append(BarlowTwins(iv.barlow, rng("barlow")))
-    if iv.grokfast.on:
-        items.append(Grokfast(iv.grokfast))
+    for name, block in config.interventions.blocks().items():  # in their registered order
+        if block.on:
+            setup = Setup(model, device, generator(config.seed, f"interventions.{name}", device))
+            items.append(INTERVENTIONS[name].build(block, setup))
     if config.linearized.on:
         if data is None:
-            from groklab.tasks import build_task  # the loop's data: a function of (task, seed)
-
-            task = build_task(config.task, config.seed)
-            data = {k: getattr(task, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")}
+            raise ValueError("the linearised companion evaluates on the run's data: pass data=")
         items.append(LinearizedCompanion(config, model, data))
     return Interventions(items)
 
-
-def _check_layer(model: nn.Module, layer, device: torch.device) -> None:
-    """Fail before training if the model records no activation ``layer``."""
-    try:
-        with torch.no_grad():
-            embedding(model, torch.zeros(1, 2, dtype=torch.long, device=device), layer)
-    except GroklabError as e:
-        raise GroklabError(f"interventions.barlow.layer: {e}") from None

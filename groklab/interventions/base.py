@@ -18,18 +18,46 @@ through :meth:`Intervention.load_state`, so a resumed run is exact.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Intervention", "Interventions", "NO_INTERVENTIONS", "swap_operands"]
+from groklab.config import InterventionConfig, register_intervention_block
+
+__all__ = [
+    "Intervention",
+    "Interventions",
+    "NO_INTERVENTIONS",
+    "INTERVENTIONS",
+    "Setup",
+    "register_intervention",
+    "swap_operands",
+]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What an intervention is built from: the model (still at its initial parameters), the
+    training device, and the intervention's own generator (seeded from (seed, its name), on
+    the device; its state goes into checkpoints)."""
+
+    model: nn.Module
+    device: torch.device
+    generator: torch.Generator
 
 
 class Intervention:
-    """Base class: every hook is a no-op. ``name`` prefixes checkpoint keys."""
+    """Base class: every hook is a no-op. ``name`` prefixes checkpoint keys and names the
+    config block ``interventions.<name>`` of a registered intervention."""
 
     name = "intervention"
+
+    @classmethod
+    def build(cls, block: InterventionConfig, setup: Setup) -> "Intervention":
+        """The intervention its (switched on) config block describes; by default ``cls(block)``."""
+        return cls(block)
 
     def transform_batch(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The batch the model trains on this step (``x`` pairs ``(B, 2)`` or dense ``(B, d)``)."""
@@ -111,6 +139,22 @@ class Interventions(Intervention):
 
 
 NO_INTERVENTIONS = Interventions()
+
+INTERVENTIONS: dict[str, type[Intervention]] = {}
+
+
+def register_intervention(config: type[InterventionConfig], order: int) -> Callable[[type], type]:
+    """Class decorator: the intervention runs when its block ``interventions.<cls.name>`` (of
+    class ``config``) is on. Interventions run in increasing ``order`` (input transforms
+    first, then loss terms, then gradient filters), which is also the order of their blocks
+    in ``config.json``. One file with a config class and a decorated class adds an intervention."""
+
+    def add(cls: type[Intervention]) -> type[Intervention]:
+        register_intervention_block(cls.name, config, order)
+        INTERVENTIONS[cls.name] = cls
+        return cls
+
+    return add
 
 
 def swap_operands(x: Tensor) -> Tensor:

@@ -12,14 +12,37 @@ gradient are left alone. EMA buffers and the MA window are checkpointed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
-from groklab.config import GrokfastConfig
-from groklab.interventions.base import Intervention
+from pydantic import Field
+
+from groklab.config import InterventionConfig
+from groklab.interventions.base import Intervention, register_intervention
 
 __all__ = ["Grokfast"]
 
 
+class GrokfastConfig(InterventionConfig):
+    """Grokfast gradient filters (Lee et al. 2024), applied after backward, before the update:
+    ``grad <- grad + lamb * filtered(grad)``. ``ema``: ``filtered = alpha * filtered +
+    (1 - alpha) * grad`` (started at the first gradient); ``ma``: the mean of the last ``window``
+    gradients, applied only once the window is full when ``warmup``. Lee et al. use
+    ``alpha=0.98, lamb=2`` (EMA) and ``window=100, lamb=5`` (MA)."""
+
+    filter: Literal["none", "ema", "ma"] = "none"
+    lamb: float = Field(2.0, ge=0)
+    alpha: float = Field(0.98, ge=0, lt=1)
+    window: int = Field(100, ge=1)
+    warmup: bool = True
+
+    @property
+    def on(self) -> bool:
+        return self.filter != "none"
+
+
+@register_intervention(GrokfastConfig, order=4)
 class Grokfast(Intervention):
     name = "grokfast"
 

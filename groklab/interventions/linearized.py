@@ -42,9 +42,8 @@ from torch import Tensor, nn
 from groklab.config import Config
 from groklab.interventions.base import Intervention
 from groklab.metrics.ntk import LinearizedModel
-from groklab.store.checkpoint import flatten_optimizer_state, unflatten_optimizer_state
-from groklab.training.objective import accuracy, loss_fn
-from groklab.training.optim import build_optimizer
+from groklab.objective import accuracy, training_objective
+from groklab.optim import build_optimizer, flatten_optimizer_state, unflatten_optimizer_state
 
 __all__ = ["LinearizedCompanion"]
 
@@ -67,13 +66,9 @@ class LinearizedCompanion(Intervention):
         self.model = model
         self.lin = LinearizedModel(model)
         self.optimizer, self.schedule = build_optimizer(config, self.lin)
-        self.loss_kind, self.label_scale = config.train.loss, config.train.label_scale
+        self.objective = training_objective(config.train.loss, config.train.label_scale)  # the run's loss
         self.data = data
         self.theta0_norm = math.sqrt(sum(float(p.double().pow(2).sum()) for p in self.lin.init_params().values()))
-
-    def objective(self, out: Tensor, y: Tensor) -> Tensor:
-        """The run's training loss (``train.loss``, ``train.label_scale``)."""
-        return loss_fn(out, y, self.loss_kind, self.label_scale)
 
     def transform_batch(self, model, x, y):
         """One optimiser step of the companion on the network's batch; the batch passes unchanged."""

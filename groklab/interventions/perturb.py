@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import torch
 
-from groklab.config import PerturbConfig
+from pydantic import Field
+
+from groklab.config import InterventionConfig
 from groklab.errors import GroklabError
-from groklab.interventions.base import Intervention
-from groklab.metrics.robustness import dense_inputs
+from groklab.interventions.base import Intervention, Setup, register_intervention
+from groklab.models.protocol import dense_inputs
 
 __all__ = ["Perturb", "perturb_sigma"]
 
@@ -30,8 +32,34 @@ def perturb_sigma(lambda1: float, lambda2: float, train_acc: float) -> float:
     return max(lambda1 * (1.0 - train_acc), lambda2)
 
 
+class PerturbConfig(InterventionConfig):
+    """Perturbed training (paper 000, section 3.2): the dense one-hot input of every training
+    step gets Gaussian noise of standard deviation ``sigma = max(lambda1 * (1 - train_acc),
+    lambda2)`` per coordinate, where ``train_acc`` is the training accuracy of the latest
+    evaluation (every ``train.eval_every`` steps, on the clean training set). The paper writes
+    the noise as N(0, sigma I); we read sigma as the standard deviation. On when either lambda
+    is positive; MLP only (the transformer reads token ids, which cannot be perturbed)."""
+
+    lambda1: float = Field(0.0, ge=0, description="noise scale times the training error")
+    lambda2: float = Field(0.0, ge=0, description="noise floor")
+
+    @property
+    def on(self) -> bool:
+        return self.lambda1 > 0 or self.lambda2 > 0
+
+    def check(self, config) -> None:
+        if not config.model.dense_input_layer:
+            raise ValueError(f"interventions.perturb adds noise to dense one-hot inputs, which model.name="
+                             f"'{config.model.name}' does not have (use model.name='mlp')")
+
+
+@register_intervention(PerturbConfig, order=0)
 class Perturb(Intervention):
     name = "perturb"
+
+    @classmethod
+    def build(cls, block: PerturbConfig, setup: Setup) -> "Perturb":
+        return cls(block, setup.generator)
 
     def __init__(self, cfg: PerturbConfig, generator: torch.Generator):
         self.lambda1, self.lambda2 = cfg.lambda1, cfg.lambda2

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -52,10 +52,18 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MetricContext:
-    """What a scheduled metric may look at. ``generator`` is seeded from (seed, step), so a
-    stochastic metric gives the same value in a resumed run. ``shared`` lets metrics of one
-    evaluation share an intermediate result (e.g. the Hessian trace of ``sharpness`` and
-    ``robustness``); it lives as long as the context, i.e. one evaluation."""
+    """Everything a scheduled metric may look at, handed over by the loop, so a metric never
+    rebuilds the task or the model and never imports the trainer.
+
+    ``model`` is the network being trained (``groklab.models.protocol``); ``train_x`` ...
+    ``test_y`` the data on the training device; ``task`` the task's
+    :class:`~groklab.tasks.TaskData` (its operation ``table``, ``target_directions``, ...);
+    ``objective(logits, labels)`` the training loss; ``initial_model()`` the model at its
+    initialisation (built on first call, then the same object for the whole run, on the
+    CPU). ``generator`` is seeded from (seed, step), so a stochastic metric gives the same
+    value in a resumed run. ``shared`` lets metrics of one evaluation share an intermediate
+    result (e.g. the Hessian trace of ``sharpness`` and ``robustness``); it lives as long as
+    the context, i.e. one evaluation."""
 
     model: nn.Module
     config: Config
@@ -65,6 +73,9 @@ class MetricContext:
     test_y: torch.Tensor
     step: int
     generator: torch.Generator
+    task: Any
+    objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    initial_model: Callable[[], nn.Module]
     shared: dict = field(default_factory=dict, compare=False, repr=False)
 
     def shared_value(self, key: str, compute: Callable[[], object]):

@@ -55,35 +55,29 @@ Inputs. Input-space quantities need dense inputs: a model with a ``one_hot(pairs
 (the MLP) is evaluated at ``one_hot(a) ++ one_hot(b)`` plus noise. A model on token ids (the
 transformer) has no input space to perturb, so ``matrix_info.pe``, ``.pmi``, ``.mid``, ``.ed``
 and ``input_grad_norm`` are NaN for it; the clean entropies use the one-hot pair encoding
-as the input layer for every model. Embeddings are read from the model's ``cache``:
-``"hidden"`` (MLP) or ``"resid_final"`` (transformer), whichever the model records.
+as the input layer for every model. Embeddings are the activations at the hook point the
+model declares as its ``embedding_hook`` (:mod:`groklab.models.protocol`).
 
 Matrix entropies of all-zero features (the logits of a centred lazy model at step 0) are
 undefined and recorded as NaN.
 
 The loss whose Hessian is measured is the run's training objective (``train.loss``). The
 paper's theory uses the MSE loss ``1/(2n) sum_i |f(x_i) - onehot(y_i)|^2``; ``train.loss=mse``
-is that loss times 2 / n_classes (see :func:`groklab.training.objective.loss_fn`), so its
+is that loss times 2 / n_classes (see :func:`groklab.objective.loss_fn`), so its
 sharpness is the paper's times the same constant.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from groklab.errors import GroklabError
 from groklab.metrics import geometry, group_laws, matrix_info
 from groklab.metrics.registry import MetricContext, register_metric
-from groklab.models.laziness import Lazy
+from groklab.models.protocol import dense_inputs, embedding_from_cache, n_operands, one_hot_pairs, unwrap
 from groklab.seeding import derive_seed, generator
-from groklab.tasks import build_table
-from groklab.tasks.modular import BinaryOpTable
-from groklab.training.objective import loss_fn
 
 __all__ = [
     "MATRIX_INFO_SIGMA",
@@ -92,14 +86,6 @@ __all__ = [
     "LANCZOS_ITERS",
     "LANCZOS_TOL",
     "ROBUSTNESS_LIPSCHITZ",
-    "EMBED_KEYS",
-    "unwrap",
-    "n_operands",
-    "dense_inputs",
-    "one_hot_pairs",
-    "embedding",
-    "embedding_from_cache",
-    "cayley_table",
     "sweep_column",
     "MATRIX_INFO_SWEEP",
     "heldout_mask",
@@ -116,73 +102,7 @@ ROBUSTNESS_LIPSCHITZ = 0.0  # L of Theorem 3.2 (unknown; 0 gives the largest rad
 NN_MAX_REFERENCES = 8192  # training pairs the 1-NN classifier searches
 NN_MAX_QUERIES = 512  # test pairs it classifies (binomial standard error <= 0.022)
 MAX_GROUP_PAIRS = 4096  # pairs (a, b) of the commutativity tests; more -> a seeded subset
-EMBED_KEYS = ("hidden", "resid_final")  # cache keys read as "the embedding", first present wins
 _CHUNK = 16384
-
-
-# --------------------------------------------------------------------------------------
-# model probes (also used by groklab.interventions)
-# --------------------------------------------------------------------------------------
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The network inside a :class:`~groklab.models.laziness.Lazy` wrapper (or the model)."""
-    return model.net if isinstance(model, Lazy) else model
-
-
-def n_operands(model: nn.Module) -> int:
-    """How many distinct operands the model reads (its input vocabulary)."""
-    base = unwrap(model)
-    if not hasattr(base, "n_operands"):
-        raise GroklabError(f"{type(base).__name__} is not a model of a binary operation (no n_operands)")
-    return base.n_operands
-
-
-def dense_inputs(model: nn.Module, pairs: Tensor) -> Optional[Tensor]:
-    """The model's own dense encoding ``(B, d_in)`` of operand pairs ``(B, 2)``, or None for a
-    model on token ids (no ``one_hot`` encoder)."""
-    base = unwrap(model)
-    return base.one_hot(pairs) if hasattr(base, "one_hot") else None
-
-
-def one_hot_pairs(pairs: Tensor, n: int, dtype: torch.dtype = torch.float32) -> Tensor:
-    """``one_hot(a) ++ one_hot(b)``, ``(B, 2 n)``: the input layer of any model on n operands."""
-    return torch.cat([F.one_hot(pairs[:, 0], n), F.one_hot(pairs[:, 1], n)], 1).to(dtype)
-
-
-def embedding(model: nn.Module, x: Tensor, key: Optional[str] = None) -> Tensor:
-    """Activations ``(B, d)`` (flattened) that ``model(x, cache)`` records under ``key``;
-    ``key=None`` takes the first of :data:`EMBED_KEYS` the model records."""
-    cache: dict = {}
-    model(x, cache)
-    return embedding_from_cache(cache, len(x), key)
-
-
-def embedding_from_cache(cache: dict, n: int, key: Optional[str] = None) -> Tensor:
-    """The embedding ``(n, d)`` of :func:`embedding` read from a cache a forward pass filled."""
-    if key is None:
-        key = next((k for k in EMBED_KEYS if k in cache), None)
-        if key is None:
-            raise GroklabError(f"the model records none of {EMBED_KEYS} in its cache; it records {sorted(cache)}")
-    elif key not in cache:
-        raise GroklabError(f"the model records no activation '{key}'; it records {', '.join(sorted(cache))}")
-    return cache[key].reshape(n, -1)
-
-
-@functools.lru_cache(maxsize=8)
-def cayley_table(task_config) -> Optional[Tensor]:
-    """``(m, m)`` table ``T[a, b] = a . b`` of the task, or None when the task is no binary
-    operation on one set, or its table is incomplete (``x/y`` leaves out ``y = 0``).
-    Cached per (frozen) task config; do not modify the returned tensor."""
-    table = build_table(task_config)
-    if not isinstance(table, BinaryOpTable):
-        return None
-    m = table.n_operands
-    if table.n_classes != m or len(table) != m * m:
-        return None
-    out = torch.empty(m, m, dtype=torch.long)
-    out[table.pairs[:, 0], table.pairs[:, 1]] = table.labels
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -209,11 +129,6 @@ def _train_subset(ctx: MetricContext) -> tuple[Tensor, Tensor]:
     return ctx.train_x[idx], ctx.train_y[idx]
 
 
-def _objective(ctx: MetricContext) -> Callable[[Tensor, Tensor], Tensor]:
-    t = ctx.config.train
-    return lambda logits, labels: loss_fn(logits, labels, t.loss, t.label_scale)
-
-
 def _forward(model: nn.Module, x: Tensor) -> Tensor:
     return torch.cat([model(x[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)])
 
@@ -224,7 +139,7 @@ def _embed_and_logits(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
     for i in range(0, len(x), _CHUNK):
         cache: dict = {}
         logits.append(model(x[i : i + _CHUNK], cache))
-        embeds.append(embedding_from_cache(cache, len(logits[-1])))
+        embeds.append(embedding_from_cache(cache, len(logits[-1]), unwrap(model).embedding_hook))
     return torch.cat(embeds), torch.cat(logits)
 
 
@@ -236,7 +151,7 @@ def _training_loss_fn(ctx: MetricContext) -> tuple[Callable[[dict], Tensor], dic
     """``loss(params)`` on the training subset, through the model's explicit (cache) path,
     which every attention backend can differentiate twice."""
     x, y = _train_subset(ctx)
-    objective = _objective(ctx)
+    objective = ctx.objective
     model = ctx.model
 
     def loss(params: dict) -> Tensor:
@@ -358,7 +273,7 @@ def input_grad_norm_metric(ctx: MetricContext) -> dict[str, float]:
     """Mean over training pairs of |d loss_i / d x_i|_2 at the one-hot inputs (NaN without them).
 
     Sample i's loss depends on x_i only, so the per-sample gradients are the rows of the
-    gradient of ``n * mean loss``; the loss stays the one of :mod:`groklab.training.objective`.
+    gradient of ``n * mean loss``; the loss stays the one of :mod:`groklab.objective`.
     """
     pairs, labels = _train_subset(ctx)
     dense = dense_inputs(ctx.model, pairs)
@@ -366,7 +281,7 @@ def input_grad_norm_metric(ctx: MetricContext) -> dict[str, float]:
         return {"input_grad_norm": float("nan")}
     x = dense.detach().requires_grad_(True)
     with torch.enable_grad():
-        total = _objective(ctx)(ctx.model(x), labels) * len(labels)
+        total = ctx.objective(ctx.model(x), labels) * len(labels)
         (grad,) = torch.autograd.grad(total, x)
     return {"input_grad_norm": float(torch.linalg.vector_norm(grad, dim=1).mean())}
 
@@ -472,7 +387,7 @@ def group_laws_metric(ctx: MetricContext) -> dict[str, float]:
     }
     if n_classes == m:  # predictions can be fed back as operands
         out["group_laws.associativity_acc"] = group_laws.associativity_accuracy(predict, torch.arange(m, device=device))
-    table = cayley_table(ctx.config.task)
+    table = None if ctx.task.table is None else ctx.task.table.cayley()
     if table is None:
         return out
     table = table.to(device)
@@ -542,7 +457,7 @@ def heldout_laws_metric(ctx: MetricContext) -> dict[str, float]:
     if n_classes == m:
         out["associativity_acc"] = _or_nan(group_laws.associativity_accuracy, predict,
                                            torch.arange(m, device=device), held.to(device))
-    table = cayley_table(ctx.config.task)
+    table = None if ctx.task.table is None else ctx.task.table.cayley()
     if table is not None:
         table = table.to(device)
         if len(a):

@@ -1,75 +1,57 @@
-"""Models: built from a ``ModelConfig`` and the task's vocabulary sizes.
+"""Models: each registers its config class and its builder, so a new model is one new file.
 
-Every model maps operand pairs ``(B, 2)`` (the MLP also dense inputs ``(B, input_dim)``)
-to logits ``(B, n_classes)`` and, given a
-``cache`` dict, stores its named activations there, so metrics never reach into a model.
+A model maps the task's inputs (operand pairs ``(B, 2)`` or dense inputs ``(B, d)``) to logits
+``(B, n_classes)`` or a regression output and, given a ``cache`` dict, stores its named
+activations there (the model protocol, :mod:`groklab.models.protocol`), so metrics never
+reach into a model. :func:`build_model` wraps any of them in :class:`Lazy` for laziness.
+
+To add a model: a file with a :class:`~groklab.config.ModelConfig` variant (a ``Literal``
+name, its own fields, what it accepts) and a builder decorated with :func:`register_model`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
 from groklab.config import ModelConfig
-from groklab.errors import GroklabError
-from groklab.models.committee import CommitteeMachine, solution_weights
 from groklab.models.laziness import Lazy, frozen_copy
-from groklab.models.mlp import MLP
-from groklab.models.transformer import Transformer
 
-__all__ = ["MLP", "Transformer", "CommitteeMachine", "Lazy", "frozen_copy", "build_model"]
+if TYPE_CHECKING:  # the builder's argument type only; models import nothing from tasks at run time
+    from groklab.tasks import TaskData
+
+__all__ = ["MLP", "Transformer", "CommitteeMachine", "Lazy", "frozen_copy", "build_model", "register_model", "MODELS"]
+
+ModelBuilder = Callable[[ModelConfig, "TaskData", torch.Generator], nn.Module]
+MODELS: dict[str, ModelBuilder] = {}
 
 
-def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) -> nn.Module:  # noqa: F821
+def register_model(config: type[ModelConfig]) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator registering ``builder(model_config, task_data, generator) -> nn.Module`` for the
+    model whose config class is ``config`` (selectable by ``model.name`` from then on). The
+    builder draws its initial weights from ``generator`` and leaves laziness to :func:`build_model`."""
+    ModelConfig.register(config)
+
+    def add(builder: ModelBuilder) -> ModelBuilder:
+        MODELS[config.model_fields["name"].default] = builder
+        return builder
+
+    return add
+
+
+def build_model(cfg: ModelConfig, data: "TaskData", generator: torch.Generator) -> nn.Module:
     """The network a model config describes for a task's data, initialised from ``generator``
     (on the CPU, so the same seed gives the same weights on any device), wrapped in
     :class:`Lazy` when ``alpha != 1`` or centring is on."""
-    n_operands, n_classes = data.n_operands, data.output_dim
-    if cfg.name == "committee":
-        if data.input_dim is None or not data.is_regression:
-            raise GroklabError("model.name='committee' needs dense inputs and a scalar regression target")
-        # alpha and centring come from the Lazy wrapper below: alpha * (f(theta) - f(theta_0)).
-        net: nn.Module = CommitteeMachine(
-            data.input_dim, cfg.width, alpha=1.0, eps=cfg.eps, train_readouts=cfg.train_readout,
-            generator=generator,
-        )
-        with torch.no_grad():
-            net.W.mul_(cfg.init_scale)  # the weight-scale sweep: w_i ~ N(0, init_scale^2 I)
-            if cfg.init_interp > 0:  # paper 001 app. 8.4.2: start part of the way to the solution
-                if data.target_directions is None:
-                    raise GroklabError("model.init_interp needs a task with target directions (task.name='polynomial')")
-                W_star = solution_weights(data.target_directions, cfg.width, alpha=cfg.alpha, eps=cfg.eps)
-                net.W.mul_(1.0 - cfg.init_interp).add_(cfg.init_interp * W_star.to(net.W.dtype))
-    elif cfg.name == "mlp":
-        net = MLP(
-            n_operands,
-            n_classes,
-            cfg.width,
-            activation_name=cfg.activation,
-            eps=cfg.eps,
-            bias=cfg.bias,
-            train_readout=cfg.train_readout,
-            parametrization=cfg.parametrization,
-            init_scale=cfg.init_scale,
-            generator=generator,
-            # Dense tasks (images, teacher) give input_dim instead of operand pairs.
-            d_in=None if n_operands is not None else data.input_dim,
-            depth=cfg.depth,
-            he_init=cfg.he_init,
-        )
-    else:
-        net = Transformer(
-            n_operands,
-            n_classes,
-            d_model=cfg.d_model,
-            n_heads=cfg.n_heads,
-            d_mlp=cfg.d_mlp,
-            n_layers=cfg.n_layers,
-            layernorm=cfg.layernorm,
-            op_token=cfg.op_token,
-            init_scale=cfg.init_scale,
-            generator=generator,
-        )
+    net = MODELS[cfg.name](cfg, data, generator)
     if cfg.alpha != 1.0 or cfg.centred:
         return Lazy(net, cfg.alpha, cfg.centred)
     return net
+
+
+# The built-in models register themselves on import (after register_model exists).
+from groklab.models.committee import CommitteeMachine  # noqa: E402
+from groklab.models.mlp import MLP  # noqa: E402
+from groklab.models.transformer import Transformer  # noqa: E402

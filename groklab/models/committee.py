@@ -16,9 +16,13 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-__all__ = ["CommitteeMachine", "centred_mse_loss", "solution_weights"]
+from groklab.config import ModelConfig
+from groklab.errors import GroklabError
+
+__all__ = ["CommitteeMachine", "CommitteeConfig", "centred_mse_loss", "solution_weights"]
 
 
 class CommitteeMachine(nn.Module):
@@ -42,6 +46,11 @@ class CommitteeMachine(nn.Module):
         W: (N, D) first-layer weights.
         v: (N,) readouts.
     """
+
+    # the model protocol (groklab.models.protocol)
+    input_kind = "dense"
+    n_operands = None
+    embedding_hook = "hidden"
 
     def __init__(self, D: int, N: int, *, alpha: float = 1.0, eps: float = 0.0,
                  train_readouts: bool = False,
@@ -141,3 +150,49 @@ def solution_weights(directions: torch.Tensor, N: int, *, alpha: float, eps: flo
     W = torch.zeros(N, B.shape[1], dtype=B.dtype)  # (N, D)
     W[0 : 2 * pairs : 2], W[1 : 2 * pairs : 2] = rows, -rows
     return W
+
+
+class CommitteeConfig(ModelConfig):
+    """``model.name='committee'``: paper 001's toy model on a scalar regression task,
+    ``f = alpha/N sum_i v_i phi(w_i . x)``, ``phi(h) = h + eps/2 h^2``, ``N = width``,
+    ``w_i ~ N(0, init_scale^2 I)``; readouts ``v_i = 1``, trained iff ``train_readout``."""
+
+    name: Literal["committee"] = "committee"
+    accepts_inputs = ("dense",)
+    accepts_targets = ("scalar",)
+    width: int = Field(256, ge=1, le=1_000_000, description="neurons N")
+    eps: float = Field(0.5, description="weight of the quadratic part of phi(h) = h + eps/2 h^2")
+    train_readout: bool = True
+    init_interp: float = Field(
+        0.0, ge=0, le=1, description="on a quadratic polynomial task: initial W = (1 - t) W_random + "
+        "t W_star, W_star the analytic solution (M = T / (alpha eps), wbar = 0; paper 001 app. 8.4.2); 0 = random",
+    )
+
+    def check(self, config) -> None:
+        if self.init_interp > 0:
+            if getattr(config.task, "target", None) != "quadratic":
+                raise ValueError("model.init_interp interpolates toward the toy model's analytic solution: it needs "
+                                 "model.name='committee' and task.target='quadratic'")
+            if self.eps <= 0:
+                raise ValueError("model.init_interp needs model.eps > 0 (the solution is M = T / (alpha eps))")
+            if self.width < 2 * config.task.n_directions:
+                raise ValueError("model.init_interp needs model.width >= 2 * task.n_directions (a +/- pair of "
+                                 "neurons per target direction)")
+
+
+from groklab.models import register_model  # noqa: E402  (the registry is defined before this module is imported)
+
+
+@register_model(CommitteeConfig)
+def _build(cfg: CommitteeConfig, data, generator: torch.Generator) -> nn.Module:
+    # alpha and centring come from build_model's Lazy wrapper: alpha * (f(theta) - f(theta_0)).
+    net = CommitteeMachine(data.input_dim, cfg.width, alpha=1.0, eps=cfg.eps, train_readouts=cfg.train_readout,
+                           generator=generator)
+    with torch.no_grad():
+        net.W.mul_(cfg.init_scale)  # the weight-scale sweep: w_i ~ N(0, init_scale^2 I)
+        if cfg.init_interp > 0:  # paper 001 app. 8.4.2: start part of the way to the solution
+            if data.target_directions is None:
+                raise GroklabError("model.init_interp needs a task with target directions (task.name='polynomial')")
+            W_star = solution_weights(data.target_directions, cfg.width, alpha=cfg.alpha, eps=cfg.eps)
+            net.W.mul_(1.0 - cfg.init_interp).add_(cfg.init_interp * W_star.to(net.W.dtype))
+    return net

@@ -42,6 +42,19 @@ class Lazy(nn.Module):
         self.alpha = alpha
         self.net_0 = frozen_copy(net) if centre else None
 
+    # the model protocol (groklab.models.protocol) is the wrapped network's
+    @property
+    def input_kind(self) -> str:
+        return self.net.input_kind
+
+    @property
+    def n_operands(self) -> Optional[int]:
+        return self.net.n_operands
+
+    @property
+    def embedding_hook(self) -> str:
+        return self.net.embedding_hook
+
     def forward(self, x: torch.Tensor, cache: Optional[dict] = None) -> torch.Tensor:
         out = self.net(x, cache)
         if self.net_0 is not None:

@@ -17,13 +17,16 @@ input-gradient metrics need.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
-__all__ = ["MLP", "ACTIVATIONS"]
+from groklab.config import ModelConfig
+
+__all__ = ["MLP", "MLPConfig", "ACTIVATIONS"]
 
 
 def activation(name: str, eps: float) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -60,6 +63,13 @@ class MLP(nn.Module):
     depth-1 network gets the same weights from the same generator as before depth existed.
     A fixed readout (``train_readout=False``) is a buffer, so optimisers never see it.
     """
+
+    embedding_hook = "hidden"  # the model protocol (groklab.models.protocol)
+
+    @property
+    def input_kind(self) -> str:
+        """``"pairs"`` with ``n_operands``, ``"dense"`` with ``d_in`` (the model protocol)."""
+        return "dense" if self.n_operands is None else "pairs"
 
     def __init__(
         self,
@@ -170,3 +180,60 @@ class MLP(nn.Module):
             cache.update(layers)
             cache.update(pre=pre, hidden=hidden, logits=out)
         return out
+
+
+class MLPConfig(ModelConfig):
+    """``model.name='mlp'``: the :class:`MLP`, on operand pairs (one-hot rows) or dense inputs."""
+
+    name: Literal["mlp"] = "mlp"
+    accepts_inputs = ("pairs", "dense")
+    accepts_targets = ("classes", "vectors")
+    dense_input_layer = True
+    width: int = Field(256, ge=1, le=1_000_000, description="hidden width")
+    depth: int = Field(
+        1, ge=1, description="hidden layers: 1 = the two-layer W_in/W_out net; 2 = e.g. Omnigrok's "
+        "784-200-200-10 (extra layers W_mid.0, ...)"
+    )
+    activation: Literal["relu", "gelu", "tanh", "quadratic", "poly"] = "relu"
+    eps: float = Field(0.5, description="poly activation h + eps/2 h^2")
+    bias: bool = True
+    train_readout: bool = True
+    parametrization: Literal["standard", "ntk", "mean_field"] = Field(
+        "standard",
+        description="standard: PyTorch default init; ntk / mean_field: N(0,1) weights, input / sqrt(d_in), "
+        "output / sqrt(width) or / width",
+    )
+    he_init: bool = Field(
+        False, description="parametrization ntk / mean_field: weights N(0, init_scale^2 * 2 / fan_in) "
+        "instead of N(0, init_scale^2) (paper 001's MNIST network)"
+    )
+
+    @model_validator(mode="after")
+    def _he_init_has_unit_weights(self) -> "MLPConfig":
+        if self.he_init and self.parametrization == "standard":
+            raise ValueError("model.he_init scales N(0,1) weights by sqrt(2/fan_in): it needs model.name='mlp' with "
+                             "model.parametrization='ntk' or 'mean_field'")
+        return self
+
+
+from groklab.models import register_model  # noqa: E402  (the registry is defined before this module is imported)
+
+
+@register_model(MLPConfig)
+def _build(cfg: MLPConfig, data, generator: torch.Generator) -> nn.Module:
+    return MLP(
+        data.n_operands,
+        data.output_dim,
+        cfg.width,
+        activation_name=cfg.activation,
+        eps=cfg.eps,
+        bias=cfg.bias,
+        train_readout=cfg.train_readout,
+        parametrization=cfg.parametrization,
+        init_scale=cfg.init_scale,
+        generator=generator,
+        # Dense tasks (images, teacher) give input_dim instead of operand pairs.
+        d_in=None if data.n_operands is not None else data.input_dim,
+        depth=cfg.depth,
+        he_init=cfg.he_init,
+    )

@@ -24,13 +24,16 @@ an independent per-head implementation.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
-__all__ = ["Transformer"]
+from groklab.config import ModelConfig
+
+__all__ = ["Transformer", "TransformerConfig"]
 
 
 def _normal(shape, std, generator):
@@ -144,6 +147,10 @@ class Transformer(nn.Module):
     ``W_U`` ~ N(0, 1/n_classes), zero biases, all times ``init_scale``.
     """
 
+    # the model protocol (groklab.models.protocol): token ids, so no dense input layer
+    input_kind = "pairs"
+    embedding_hook = "resid_final"
+
     def __init__(
         self,
         n_operands: int,
@@ -212,3 +219,41 @@ class Transformer(nn.Module):
         for i, block in enumerate(self.blocks):
             xa, xs = block.forward_shared(xa, xs, pairs[:, 0], last=i == last)
         return xs[:, -1]
+
+
+class TransformerConfig(ModelConfig):
+    """``model.name='transformer'``: the decoder-only :class:`Transformer` on the tokens
+    ``a op b =`` (or ``a b =`` with ``op_token=false``)."""
+
+    name: Literal["transformer"] = "transformer"
+    d_model: int = Field(128, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_mlp: int = Field(512, ge=1)
+    n_layers: int = Field(1, ge=1)
+    layernorm: bool = False
+    op_token: bool = True
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "TransformerConfig":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        return self
+
+
+from groklab.models import register_model  # noqa: E402  (the registry is defined before this module is imported)
+
+
+@register_model(TransformerConfig)
+def _build(cfg: TransformerConfig, data, generator: torch.Generator) -> nn.Module:
+    return Transformer(
+        data.n_operands,
+        data.output_dim,
+        d_model=cfg.d_model,
+        n_heads=cfg.n_heads,
+        d_mlp=cfg.d_mlp,
+        n_layers=cfg.n_layers,
+        layernorm=cfg.layernorm,
+        op_token=cfg.op_token,
+        init_scale=cfg.init_scale,
+        generator=generator,
+    )

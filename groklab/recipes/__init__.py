@@ -55,7 +55,7 @@ class RecipeContext:
 
     def run(self, config: Config, label: str):
         """Run ``config`` into ``out/label`` (replacing an earlier run of this recipe there)."""
-        from groklab.api import run
+        from groklab.experiment import run
 
         result = run(config, out=self.out / label, overwrite=True, progress=self.progress)
         self.runs.append(result.dir)
@@ -131,10 +131,12 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
     sets = tuple(overrides)
     plan = []  # (config, out, runner) per (condition, arm, seed)
     conditions = [False, True] if run_control else [False]
+    if run_control:
+        design.control.check_applies([arm.config.override(*sets) for arm in design.arms])
     for is_control in conditions:
-        extra = design.control.overrides if is_control else ()
         for arm in design.arms:
-            config = arm.config.override(*sets, *extra)
+            config = arm.config.override(*sets)
+            config = design.control.apply(config) if is_control else config
             for s in seeds:
                 plan.append((config.override(f"seed={s}"), _size_dir(ctx.out, is_control) / f"{arm.key}-seed{s}",
                              arm.runner))

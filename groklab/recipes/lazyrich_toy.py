@@ -697,7 +697,7 @@ def eigenvector_label_run(config: Config, out: Path):
     all train + test inputs (first P train, last P test, as the authors split them)."""
     import dataclasses
 
-    from groklab.api import _finish
+    from groklab.experiment import finish
     from groklab.seeding import generator
     from groklab.store.rundir import prepare_run_dir
     from groklab.training.batches import Batches
@@ -715,7 +715,7 @@ def eigenvector_label_run(config: Config, out: Path):
                                        description=f"labels = eigenvector {k} of the initial NTK on {2 * P} points")
     trainer.batches = Batches(x["train_x"], x["train_y"], config.train.batch_size,
                               generator(config.seed, "batches", trainer.device))
-    return _finish(trainer, trainer.fit(progress=False))
+    return finish(trainer, trainer.fit(progress=False))
 
 
 def measure_eigvec(run) -> dict:

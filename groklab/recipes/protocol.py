@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from groklab.analysis.grokking import median_censored
-from groklab.config import Config
+from groklab.config import Config, parse_override
 from groklab.errors import GroklabError
 
 __all__ = [
@@ -64,6 +64,8 @@ class Control:
     """The negative control: ``overrides`` applied to every arm remove the cause of the
     effect (for example ``optim.weight_decay=0``), ``why`` quotes or paraphrases the paper on
     why the effect should then be absent. Its runs go to ``control/`` beside the treatment's.
+    An override applies to the arms whose config has its key (``task.train_frac`` to the
+    modular arms of a recipe that also has image arms); each must apply to some arm.
 
     ``run_quick=False`` only documents the control at the quick size (it is run at full
     size); the verdict says so."""
@@ -71,6 +73,18 @@ class Control:
     overrides: tuple[str, ...]
     why: str
     run_quick: bool = True
+
+    def apply(self, config: Config) -> Config:
+        """``config`` with those of the overrides whose keys it has."""
+        keys = set(config.dotted_keys())
+        return config.override(*(o for o in self.overrides if parse_override(o)[0] in keys))
+
+    def check_applies(self, configs: Sequence[Config]) -> None:
+        """Raise :class:`GroklabError` for an override that no arm's config has a key for."""
+        keys = set().union(*(c.dotted_keys() for c in configs))
+        for assignment in self.overrides:
+            if parse_override(assignment)[0] not in keys:
+                raise GroklabError(f"control override '{assignment}' sets a key none of the recipe's arms has")
 
 
 @dataclass(frozen=True)
@@ -262,7 +276,7 @@ def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: in
     directory that already holds a finished run of the same config is read, not retrained
     (a killed reproduction restarts where it stopped; a verdict can be judged again by newer
     code). A run that fails raises :class:`GroklabError` naming it: a verdict needs every run."""
-    from groklab.api import load
+    from groklab.experiment import load
     from groklab.sweeps import point_state
     from groklab.sweeps.executor import Job, execute
 

@@ -26,8 +26,6 @@ __all__ = [
     "load_checkpoint",
     "latest_checkpoint",
     "checkpoint_path",
-    "flatten_optimizer_state",
-    "unflatten_optimizer_state",
     "tensor_digest",
     "list_checkpoints",
 ]
@@ -117,28 +115,3 @@ def latest_checkpoint(directory: Path) -> Path | None:
     """The checkpoint with the highest step in ``directory``, or None if there is none."""
     found = list_checkpoints(directory)
     return found[-1][1] if found else None
-
-
-def flatten_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimiser state_dict into tensors (for safetensors) and JSON metadata."""
-    tensors, scalars = {}, {}
-    for index, slots in state["state"].items():
-        for key, value in slots.items():
-            if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{key}"] = value
-            else:
-                scalars[f"{index}.{key}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    """Inverse of :func:`flatten_optimizer_state`: the optimiser state_dict back."""
-    slots: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            slots.setdefault(int(index), {})[key] = value
-    for name, value in meta["scalars"].items():
-        index, key = name.split(".", 1)
-        slots.setdefault(int(index), {})[key] = value
-    return {"state": slots, "param_groups": meta["param_groups"]}

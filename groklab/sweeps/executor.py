@@ -36,7 +36,7 @@ def run_job(job: Job, threads: int = 1) -> Outcome:
     """Train one job here; never raises for a failing run (the outcome says why)."""
     import torch
 
-    from groklab import api
+    from groklab import experiment
     from groklab.config import Config
 
     previous = torch.get_num_threads()
@@ -46,9 +46,9 @@ def run_job(job: Job, threads: int = 1) -> Outcome:
         if job.runner is not None:
             run = job.runner(config, Path(job.out))
         elif job.resume:
-            run = api.resume(job.out, progress=False)
+            run = experiment.resume(job.out, progress=False)
         else:
-            run = api.run(config, out=job.out, overwrite=True, progress=False)
+            run = experiment.run(config, out=job.out, overwrite=True, progress=False)
         return Outcome(job.out, "diverged" if run.summary.get("diverged") else "done")
     except Exception as e:  # a sweep records the failure of one point and goes on
         return Outcome(job.out, "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")

@@ -13,11 +13,13 @@ from typing import Callable, Optional
 
 import torch
 
+from pydantic import Field
+
 from groklab.config import TaskConfig
 from groklab.seeding import generator
-from groklab.tasks.modular import BinaryOpTable, modular_table, permutation_table, split
+from groklab.tasks.modular import BinaryOpTable, ModularTaskConfig, PermutationTaskConfig, TableTaskConfig, split
 
-__all__ = ["TaskData", "build_task", "build_table", "register_task", "TASKS"]
+__all__ = ["TaskData", "build_task", "build_table", "register_task", "TASKS", "SampledTaskConfig"]
 
 
 @dataclass(frozen=True)
@@ -61,27 +63,33 @@ TaskBuilder = Callable[[TaskConfig, int], TaskData]
 TASKS: dict[str, TaskBuilder] = {}
 
 
-def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
-    """Decorator registering ``builder(task_config, seed) -> TaskData`` for ``task.name``."""
+def register_task(config: type[TaskConfig]) -> Callable[[TaskBuilder], TaskBuilder]:
+    """Decorator registering ``builder(task_config, seed) -> TaskData`` for the task whose config
+    class is ``config`` (a :class:`~groklab.config.TaskConfig` variant with a ``Literal`` name,
+    selectable by ``task.name`` from then on)."""
+    TaskConfig.register(config)
 
     def add(builder: TaskBuilder) -> TaskBuilder:
-        TASKS[name] = builder
+        TASKS[config.model_fields["name"].default] = builder
         return builder
 
     return add
 
 
+class SampledTaskConfig(TaskConfig):
+    """A task that draws ``n_train`` training and ``n_test`` test examples."""
+
+    n_train: int = Field(550, ge=1, description="training examples")
+    n_test: int = Field(1000, ge=1, description="test examples")
+
+
 def build_table(task: TaskConfig) -> Optional[BinaryOpTable]:
     """The full operation table of a binary-operation task, or None for other tasks."""
-    if task.name == "permutation":
-        return permutation_table(task.n)
-    if task.name == "modular":
-        return modular_table(task.p, task.op)
-    return None
+    return task.table() if isinstance(task, TableTaskConfig) else None
 
 
-def _binary_op_task(task: TaskConfig, seed: int) -> TaskData:
-    table = build_table(task)
+def _binary_op_task(task: TableTaskConfig, seed: int) -> TaskData:
+    table = task.table()
     train_idx, test_idx = split(len(table), task.train_frac, generator(seed, "split"))
     return TaskData(
         train_x=table.pairs[train_idx],
@@ -97,7 +105,8 @@ def _binary_op_task(task: TaskConfig, seed: int) -> TaskData:
     )
 
 
-TASKS["modular"] = TASKS["permutation"] = _binary_op_task
+register_task(ModularTaskConfig)(_binary_op_task)
+register_task(PermutationTaskConfig)(_binary_op_task)
 
 
 def build_task(task: TaskConfig, seed: int) -> TaskData:

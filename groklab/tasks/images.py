@@ -20,15 +20,39 @@ from __future__ import annotations
 import gzip
 import struct
 from pathlib import Path
+from typing import Literal, Optional
+
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
-from groklab.config import TaskConfig
 from groklab.errors import GroklabError
 from groklab.seeding import generator
-from groklab.tasks import TaskData, register_task
+from groklab.tasks import SampledTaskConfig, TaskData, register_task
 
-__all__ = ["read_idx", "load_mnist", "load_digits_arrays", "images_task", "MNIST_FILES"]
+__all__ = ["read_idx", "load_mnist", "load_digits_arrays", "images_task", "MNIST_FILES", "ImagesTaskConfig"]
+
+
+class ImagesTaskConfig(SampledTaskConfig):
+    """``task.name='images'``: seeded subsets of ``n_train`` training images (Omnigrok: 1000) and
+    ``n_test`` test images (MNIST's t10k has 10000; digits has 1797 - n_train left)."""
+
+    name: Literal["images"] = "images"
+    inputs = "dense"
+    dataset: Literal["digits", "mnist"] = Field(
+        "digits", description="'digits' (scikit-learn's bundled 8x8 digits, no download) or 'mnist' "
+        "(the four IDX files in task.path)"
+    )
+    path: Optional[str] = Field(None, description="directory of the MNIST IDX files (raw or .gz)")
+
+    @model_validator(mode="after")
+    def _mnist_has_a_path(self) -> "ImagesTaskConfig":
+        if self.dataset == "mnist" and not self.path:
+            raise ValueError(
+                "task.dataset='mnist' needs task.path, the directory holding the MNIST IDX files "
+                "(groklab never downloads); or use task.dataset='digits'"
+            )
+        return self
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -117,8 +141,8 @@ def _as_inputs(images: np.ndarray, max_intensity: float) -> torch.Tensor:
     return flat / max_intensity
 
 
-@register_task("images")
-def images_task(task: TaskConfig, seed: int) -> TaskData:
+@register_task(ImagesTaskConfig)
+def images_task(task: ImagesTaskConfig, seed: int) -> TaskData:
     """Seeded train/test subsets of digits or MNIST (see the module docstring)."""
     n_train, n_test = task.n_train, task.n_test
     if task.dataset == "mnist":

@@ -9,15 +9,28 @@ operand indices ``(B, 2)`` and decide their own encoding (one-hot rows for an ML
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import torch
 
+from pydantic import Field, field_validator, model_validator
+
+from groklab.config import TaskConfig
 from groklab.errors import GroklabError
 
-__all__ = ["OPERATIONS", "BinaryOpTable", "check_operation", "modular_table", "permutation_table", "split"]
+__all__ = [
+    "OPERATIONS",
+    "BinaryOpTable",
+    "check_operation",
+    "modular_table",
+    "permutation_table",
+    "split",
+    "TableTaskConfig",
+    "ModularTaskConfig",
+    "PermutationTaskConfig",
+]
 
 
 def _inverse_mod(y: np.ndarray, p: int) -> np.ndarray:
@@ -73,9 +86,23 @@ class BinaryOpTable:
     n_operands: int
     n_classes: int
     description: str
+    _memo: dict = field(default_factory=dict, compare=False, repr=False)  # derived tables, computed once
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def cayley(self) -> Optional[torch.Tensor]:
+        """``(m, m)`` table ``T[a, b] = a . b``, or None when the operation does not map one set
+        to itself or its table is incomplete (``x/y`` leaves out ``y = 0``). Computed once per
+        table; do not modify the returned tensor."""
+        if "cayley" not in self._memo:
+            m = self.n_operands
+            out = None
+            if self.n_classes == m and len(self) == m * m:
+                out = torch.empty(m, m, dtype=torch.long)
+                out[self.pairs[:, 0], self.pairs[:, 1]] = self.labels
+            self._memo["cayley"] = out
+        return self._memo["cayley"]
 
 
 def modular_table(p: int, op: str) -> BinaryOpTable:
@@ -120,3 +147,49 @@ def split(n: int, train_frac: float, generator: torch.Generator) -> tuple[torch.
     if not 0 < n_train < n:
         raise GroklabError(f"task.train_frac={train_frac} leaves an empty train or test set with {n} pairs")
     return order[:n_train].sort().values, order[n_train:].sort().values
+
+
+class TableTaskConfig(TaskConfig):
+    """A binary operation's full table, split at random into ``train_frac`` train pairs and the rest."""
+
+    train_frac: float = Field(0.3, description="fraction of all pairs used for training")
+
+    @field_validator("train_frac")
+    @classmethod
+    def _frac_in_open_interval(cls, v: float) -> float:
+        if not 0.0 < v < 1.0:
+            raise ValueError(f"must lie strictly between 0 and 1, got {v}")
+        return v
+
+    def table(self) -> BinaryOpTable:
+        """The operation's full table."""
+        raise NotImplementedError
+
+
+@TaskConfig.register
+class ModularTaskConfig(TableTaskConfig):
+    """``task.name='modular'``: ``op`` on residues mod ``p`` (Power et al. 2022)."""
+
+    name: Literal["modular"] = "modular"
+    # 3000^2 = 9M pairs is already ~100x the largest modulus in the papers; beyond it the table does not fit.
+    p: int = Field(97, ge=2, le=3000, description="modulus")
+    op: str = Field("x+y", description="operation, e.g. 'x+y', 'x/y'")
+
+    @model_validator(mode="after")
+    def _operation_is_defined(self) -> "ModularTaskConfig":
+        check_operation(self.op, self.p)
+        return self
+
+    def table(self) -> BinaryOpTable:
+        return modular_table(self.p, self.op)
+
+
+@TaskConfig.register
+class PermutationTaskConfig(TableTaskConfig):
+    """``task.name='permutation'``: composition in the symmetric group S_n (a non-abelian control)."""
+
+    name: Literal["permutation"] = "permutation"
+    n: int = Field(4, ge=2, le=6, description="degree of the symmetric group S_n")
+
+    def table(self) -> BinaryOpTable:
+        return permutation_table(self.n)

@@ -255,8 +255,34 @@ def make_hermite_task(D: int, P_train: int, P_test: int, *, degree: int, seed: i
 # float targets (P,), n_classes=None). Imported at the end of ``groklab.tasks``.
 
 from functools import lru_cache  # noqa: E402
+from typing import Literal  # noqa: E402
 
-from groklab.tasks import TaskData, register_task  # noqa: E402
+from pydantic import Field, model_validator  # noqa: E402
+
+from groklab.tasks import SampledTaskConfig, TaskData, register_task  # noqa: E402
+
+
+class PolynomialTaskConfig(SampledTaskConfig):
+    """``task.name='polynomial'``: paper 001's toy-model regression, ``x ~ N(0, I/d)``,
+    ``beta_k ~ N(0, I_d)``, ``n_train`` training points P and ``n_test`` fresh test points."""
+
+    name: Literal["polynomial"] = "polynomial"
+    inputs = "dense"
+    targets = "scalar"
+    d: int = Field(100, ge=1, description="input dimension D")
+    target: Literal["quadratic", "hermite"] = Field(
+        "quadratic",
+        description="'quadratic' y = 0.5 sum_k (beta_k . x)^2 over n_directions; "
+        "'hermite' y = He_degree(z)/sqrt(degree!), z the unit-variance projection on beta",
+    )
+    degree: int = Field(2, ge=0, le=12, description="Hermite degree (target='hermite')")
+    n_directions: int = Field(1, ge=1, description="directions of a multi-index quadratic")
+
+    @model_validator(mode="after")
+    def _hermite_is_single_index(self) -> "PolynomialTaskConfig":
+        if self.target == "hermite" and self.n_directions != 1:
+            raise ValueError("task.target='hermite' is single-index; set task.n_directions=1")
+        return self
 
 
 @lru_cache(maxsize=8)
@@ -274,7 +300,7 @@ def polynomial_data(task, seed: int) -> PolynomialData:
     return _cached(task.d, task.n_train, task.n_test, task.target, task.degree, task.n_directions, seed)
 
 
-@register_task("polynomial")
+@register_task(PolynomialTaskConfig)
 def _polynomial_task(task, seed: int) -> TaskData:
     data = polynomial_data(task, seed)
     if task.target == "hermite":

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from groklab.config import TaskConfig
-from groklab.seeding import generator
-from groklab.tasks import TaskData, register_task
+from typing import Literal
 
-__all__ = ["TEACHER_DIMS", "build_teacher", "teacher_task"]
+from groklab.seeding import generator
+from groklab.tasks import SampledTaskConfig, TaskData, register_task
+
+__all__ = ["TEACHER_DIMS", "build_teacher", "teacher_task", "TeacherTaskConfig"]
 
 # (d_in, width, depth, d_out) of the teacher: 5-100-100-5 as in Omnigrok and paper 001.
 TEACHER_DIMS = (5, 100, 2, 5)
@@ -33,8 +34,17 @@ def build_teacher(seed: int) -> torch.nn.Module:
     return net.requires_grad_(False)
 
 
-@register_task("teacher")
-def teacher_task(task: TaskConfig, seed: int) -> TaskData:
+class TeacherTaskConfig(SampledTaskConfig):
+    """``task.name='teacher'``: ``n_train`` / ``n_test`` Gaussian inputs (Omnigrok: 100 each)
+    labelled by the teacher network (module docstring)."""
+
+    name: Literal["teacher"] = "teacher"
+    inputs = "dense"
+    targets = "vectors"
+
+
+@register_task(TeacherTaskConfig)
+def teacher_task(task: TeacherTaskConfig, seed: int) -> TaskData:
     """Gaussian inputs ``(N, 5)`` labelled by the teacher of ``seed``: regression targets ``(N, 5)``."""
     d_in, _, _, d_out = TEACHER_DIMS
     n_train, n_test = task.n_train, task.n_test

@@ -11,6 +11,7 @@ The loop syncs with the host only when it evaluates.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,21 +26,13 @@ from groklab.errors import GroklabError, RunInterrupted
 from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interventions
 from groklab.metrics.registry import MetricContext, compute_metrics, due_metrics
 from groklab.models import build_model
+from groklab.objective import Objective, accuracy, training_objective
+from groklab.optim import build_optimizer, flatten_optimizer_state, unflatten_optimizer_state
 from groklab.seeding import derive_seed, generator
-from groklab.store.checkpoint import (
-    checkpoint_path,
-    flatten_optimizer_state,
-    latest_checkpoint,
-    list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
-    unflatten_optimizer_state,
-)
+from groklab.store.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from groklab.store.rundir import RunDir
 from groklab.tasks import TaskData, build_task
 from groklab.training.batches import Batches
-from groklab.training.objective import accuracy, loss_fn
-from groklab.training.optim import build_optimizer
 
 __all__ = ["Trainer", "resolve_device", "train_step", "evaluate"]
 
@@ -138,6 +131,7 @@ class Trainer:
     rows: list[dict[str, float]] = field(default_factory=list)
     x: dict[str, torch.Tensor] = field(default_factory=dict)  # train/test tensors on the device
     interventions: Interventions = field(default_factory=Interventions)
+    _initial_model: Optional[nn.Module] = field(default=None, repr=False)
 
     @classmethod
     def create(cls, config: Config, run_dir: RunDir) -> "Trainer":
@@ -162,9 +156,10 @@ class Trainer:
         )
 
     # ----------------------------------------------------------------- objective
-    def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        t = self.config.train
-        return loss_fn(logits, labels, t.loss, t.label_scale)
+    @functools.cached_property
+    def objective(self) -> Objective:
+        """The training loss ``loss(logits, labels)`` of ``train.loss`` and ``train.label_scale``."""
+        return training_objective(self.config.train.loss, self.config.train.label_scale)
 
     # ----------------------------------------------------------------- evaluation
     def record(self) -> dict[str, float]:
@@ -175,15 +170,27 @@ class Trainer:
         values = torch.stack([train_loss, test_loss, train_acc, test_acc, weight_norm(self.model)]).tolist()
         row = {"step": self.step, **dict(zip(CORE_COLUMNS[1:], values))}
         if self.config.eval.metrics:  # those due at this step (groklab.metrics.registry.due_metrics)
-            row.update(compute_metrics(self.config.eval.metrics, self._metric_context()))
+            row.update(compute_metrics(self.config.eval.metrics, self.metric_context()))
         row.update(self.interventions.on_evaluate(row))
         self.model.train()
         self.rows.append(row)
         return row
 
-    def _metric_context(self) -> MetricContext:
-        return MetricContext(self.model, self.config, self.x["train_x"], self.x["train_y"], self.x["test_x"],
-                             self.x["test_y"], self.step, generator(derive_seed(self.config.seed, "metrics"), str(self.step)))
+    def metric_context(self, step: Optional[int] = None) -> MetricContext:
+        """What the scheduled metrics see at ``step`` (default: the current step)."""
+        step = self.step if step is None else step
+        return MetricContext(
+            self.model, self.config, self.x["train_x"], self.x["train_y"], self.x["test_x"], self.x["test_y"], step,
+            generator(derive_seed(self.config.seed, "metrics"), str(step)),
+            task=self.data, objective=self.objective, initial_model=self.initial_model,
+        )
+
+    def initial_model(self) -> nn.Module:
+        """The model at initialisation, on the CPU, rebuilt from (model config, seed) on first
+        call and kept: the reference ``theta_0`` of laziness metrics."""
+        if self._initial_model is None:
+            self._initial_model = build_model(self.config.model, self.data, generator(self.config.seed, "init")).eval()
+        return self._initial_model
 
     def complete_last_row(self) -> None:
         """Add to the newest row the scheduled metrics that were not due at its step, as a run's
@@ -191,7 +198,7 @@ class Trainer:
         missing = [n for n in self.config.eval.metrics if n not in due_metrics(self.config, self.step)]
         if missing:
             self.model.eval()
-            self.rows[-1].update(compute_metrics(missing, self._metric_context(), scheduled=False))
+            self.rows[-1].update(compute_metrics(missing, self.metric_context(), scheduled=False))
             self.model.train()
 
     # ----------------------------------------------------------------- checkpoints

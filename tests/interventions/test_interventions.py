@@ -3,16 +3,13 @@
 import pytest
 import torch
 
-from groklab.config import (
-    AbelianConfig,
-    BarlowConfig,
-    Config,
-    GrokfastConfig,
-    MIConfig,
-    PerturbConfig,
-    apply_overrides,
-)
+from groklab.config import Config, apply_overrides
 from groklab.errors import GroklabError
+from groklab.interventions.abelian import AbelianConfig
+from groklab.interventions.barlow import BarlowConfig
+from groklab.interventions.grokfast import GrokfastConfig
+from groklab.interventions.mi import MIConfig
+from groklab.interventions.perturb import PerturbConfig
 from groklab.interventions import (
     AbelianRegulariser,
     BarlowTwins,
@@ -88,7 +85,7 @@ def test_bad_intervention_settings_are_rejected(override, message):
 
 
 def test_the_transformer_cannot_be_perturbed():
-    with pytest.raises(GroklabError, match="interventions.perturb.*only model.name='mlp'"):
+    with pytest.raises(GroklabError, match="interventions.perturb.*model.name='transformer' does not have"):
         Config().override("model.name=transformer", "interventions.perturb.lambda2=0.1")
     with pytest.raises(GroklabError, match="view='swap'"):
         Config().override("model.name=transformer", "interventions.barlow.weight=0.1")

@@ -2,7 +2,6 @@
 Taylor expansion of the network at init, trains without touching the network, tracks a lazy
 network and loses a rich one, converges to kernel regression, and resumes exactly."""
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -11,12 +10,12 @@ from torch.func import functional_call
 import groklab
 from groklab.config import config_from_dict
 from groklab.interventions import LinearizedCompanion
-from groklab.metrics.lazyrich import ntk_regression_baseline
 from groklab.models import build_model
 from groklab.seeding import generator
 from groklab.store.rundir import prepare_run_dir
 from groklab.tasks import build_task
 from groklab.training import loop
+from groklab.training.baselines import ntk_regression_baseline
 from tests.conftest import assert_resume_after_kill_matches, tiny
 
 LIN = {"enabled": True}

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import groklab
-from groklab.config import PerturbConfig
+from groklab.interventions.perturb import PerturbConfig
 from groklab.interventions import Interventions, Perturb
 from groklab.store.rundir import prepare_run_dir
 from groklab.training import loop

@@ -8,7 +8,7 @@ from torch.func import functional_call
 
 import groklab
 from groklab.config import config_from_dict
-from groklab.metrics.lazyrich import ntk_regression_baseline
+from groklab.training.baselines import ntk_regression_baseline
 from groklab.models import build_model
 from groklab.seeding import generator
 from groklab.tasks import build_task

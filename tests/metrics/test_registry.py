@@ -4,13 +4,11 @@ Hessian trace shared by ``sharpness`` and ``robustness`` within one evaluation."
 import math
 
 import pytest
-import torch
 
 import groklab
 from groklab.metrics import geometry
 from groklab.metrics.registry import (
     METRIC_COSTS,
-    MetricContext,
     compute_metrics,
     due_metrics,
     log_spaced_due,
@@ -96,8 +94,7 @@ def test_sharpness_and_robustness_share_one_trace_per_evaluation(tmp_path, monke
     x = trainer.x
 
     def context(step):
-        return MetricContext(trainer.model, config, x["train_x"], x["train_y"], x["test_x"], x["test_y"], step,
-                             torch.Generator())
+        return trainer.metric_context(step)
 
     compute_metrics(config.eval.metrics, context(0))
     assert len(calls) == 1

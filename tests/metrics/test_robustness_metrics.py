@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import groklab
 from groklab.metrics import geometry, matrix_info, robustness
-from groklab.metrics.registry import METRICS, MetricContext
+from groklab.metrics.registry import METRICS
 from groklab.models import MLP
 from groklab.store.rundir import RunDir
 from groklab.training.loop import Trainer
@@ -33,10 +33,7 @@ TOKEN_NAN = {"matrix_info.pe", "matrix_info.pmi", "matrix_info.mid", "matrix_inf
 def _context(config, tmp_path, step=0):
     trainer = Trainer.create(config, RunDir(tmp_path / "ctx"))
     trainer.model.eval()
-    x = trainer.x
-    ctx = MetricContext(trainer.model, config, x["train_x"], x["train_y"], x["test_x"], x["test_y"], step,
-                        torch.Generator().manual_seed(0))
-    return ctx
+    return trainer.metric_context(step)
 
 
 def test_every_metric_writes_its_columns_to_metrics_parquet(tmp_path):

@@ -35,7 +35,7 @@ def test_teacher_labels_gaussian_inputs_with_a_5_100_100_5_tanh_net():
 def test_teacher_needs_mse_and_an_mlp():
     with pytest.raises(GroklabError, match="train.loss='mse'"):
         config_from_dict({"task": {"name": "teacher"}, "model": {"name": "mlp"}})
-    with pytest.raises(GroklabError, match="only model.name='mlp'"):
+    with pytest.raises(GroklabError, match="use model.name='mlp'"):
         config_from_dict({"task": {"name": "teacher"}, "model": {"name": "transformer"}, "train": {"loss": "mse"}})
 
 

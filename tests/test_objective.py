@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from groklab.training.objective import accuracy, loss_fn
+from groklab.objective import accuracy, loss_fn
 
 
 def test_mse_is_the_mean_over_all_entries_against_scaled_one_hot():

@@ -1,11 +1,21 @@
-"""Losses and accuracy on class labels: the one place the loss is defined."""
+"""Losses and accuracy: the one place the training objective is defined.
+
+A leaf helper (see the layers in the README): any layer may import it, it imports no other
+groklab module. :func:`training_objective` is the one loss wrapper; the trainer, the scheduled metrics
+(through :attr:`MetricContext.objective <groklab.metrics.registry.MetricContext>`) and the
+linearised companion all use it.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["loss_fn", "accuracy"]
+from typing import Callable
+
+__all__ = ["loss_fn", "accuracy", "training_objective", "Objective"]
+
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_scale: float = 1.0) -> torch.Tensor:
@@ -32,3 +42,13 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if labels.is_floating_point():
         return torch.full((), float("nan"), device=logits.device)
     return (logits.argmax(-1) == labels).float().mean()
+
+
+def training_objective(kind: str, label_scale: float = 1.0) -> Objective:
+    """``loss(logits, labels)`` of :func:`loss_fn` with the run's ``train.loss`` and
+    ``train.label_scale`` bound: the training objective as one callable."""
+
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return loss_fn(logits, labels, kind, label_scale)
+
+    return loss
