@@ -1,7 +1,7 @@
 """Run many recipes at once, each in its own process, and collect their verdicts.
 
     python docs/reproduce_all.py quick OUT_DIR [NAME ...] [--parallel 4] [--jobs 2] [--timeout 900]
-    python docs/reproduce_all.py full OUT_DIR [NAME ...] [--set key=value ...] [--seeds N]
+    python docs/reproduce_all.py full OUT_DIR [NAME ...] [--set key=value ...] [--seeds N] [--reuse]
 
 With no NAME, every recipe. Each recipe runs as ``groklab reproduce NAME [--quick] --jobs J
 --out OUT_DIR/NAME`` (``--parallel`` recipes at a time, so up to parallel x jobs training
@@ -31,6 +31,8 @@ def run_one(name: str, args) -> tuple[str, str, float]:
         cmd += ["--set", assignment]
     if args.seeds:
         cmd += ["--seeds", args.seeds]
+    if args.reuse:
+        cmd.append("--reuse")
     started = time.perf_counter()
     with open(Path(args.out) / f"{name}.log", "w") as log:
         try:
@@ -53,6 +55,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=None, help="seconds per recipe")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--seeds")
+    parser.add_argument("--reuse", action="store_true", help="judge finished runs already in OUT_DIR again")
     args = parser.parse_args()
     from groklab.recipes import list_recipes
 
