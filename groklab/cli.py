@@ -9,6 +9,8 @@
     groklab runs [ROOT] [--query SQL]
     groklab plot phase DIR --x KEY --y KEY [--value COLUMN]  |  groklab plot curves DIR --by KEY
     groklab show DIR [--json]
+    groklab theory dmft --alpha A --eps E --N N --p P_OVER_D [--horizon TAU ...] [--out FILE]
+    groklab theory online --alpha A --eps E --D D [--horizon TAU ...] [--out FILE]
 
 Bad input prints one line ``groklab: error: ...`` and exits with code 2.
 """
@@ -95,7 +97,87 @@ def _build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print the summary of a run directory")
     show.add_argument("dir")
     show.add_argument("--json", action="store_true", help="print summary.json as it is")
+    _add_theory_parser(sub)
     return parser
+
+
+# ----------------------------------------------------------------------------- groklab theory
+def _add_theory_parser(sub) -> None:
+    """``groklab theory dmft|online``: the toy model's theory curves (docs/theory.md)."""
+    th = sub.add_parser("theory", help="theory curves of the lazy-to-rich toy model (DMFT at finite P/D, online limit)")
+    tsub = th.add_subparsers(dest="theory_command", parser_class=_Parser, metavar="WHICH")
+    dm = tsub.add_parser("dmft", help="finite-P/D DMFT: train/test loss and alignment over tau = step/D")
+    on = tsub.add_parser("online", help="infinite-data (online) limit, infinite width: the two-scalar flow")
+    for q in (dm, on):
+        q.add_argument("--alpha", type=float, required=True, help="output scale")
+        q.add_argument("--eps", type=float, required=True, help="quadratic weight of phi = h + eps/2 h^2")
+        q.add_argument("--eta", type=float, default=1.0, help="learning rate in units of N / alpha^2 (default 1)")
+        q.add_argument("--horizon", type=float, default=10.0, help="final time in tau = step / D (default 10)")
+        q.add_argument("--out", help="write the curves as JSON to this file")
+        q.add_argument("--json", action="store_true", help="print the curves as JSON instead of a table")
+    dm.add_argument("--N", type=int, required=True, help="hidden neurons (fixed as D grows; cost ~ N^3)")
+    dm.add_argument("--p", type=float, required=True, help="P / D, training points per input dimension")
+    dm.add_argument("--steps", type=int, default=80, help="time steps of the grid (default 80)")
+    dm.add_argument("--first-step", type=float, default=None, help="first step of a geometric grid (default uniform)")
+    dm.add_argument("--max-step", type=float, default=None, help="cap on the grid's steps")
+    dm.add_argument("--D-init", type=float, default=400.0,
+                    help="dimension whose typical initial overlap 1/sqrt(D) seeds the escape from the saddle (default 400)")
+    dm.add_argument("--samples", type=int, default=4000, help="Monte Carlo samples (default 4000)")
+    dm.add_argument("--response-samples", type=int, default=400, help="samples for the responses (default 400)")
+    dm.add_argument("--damping", type=float, default=0.5, help="damped update step (default 0.5)")
+    dm.add_argument("--tol", type=float, default=2e-3, help="residual at which the iteration stops (default 2e-3)")
+    dm.add_argument("--max-iter", type=int, default=60, help="iterations per time window (default 60)")
+    dm.add_argument("--seed", type=int, default=0, help="seed of the Monte Carlo draws")
+    dm.add_argument("--quiet", action="store_true", help="do not print the residual of each iteration")
+    on.add_argument("--D", type=int, required=True, help="input dimension (the flow is exact at any D, N = infinity)")
+    on.add_argument("--points", type=int, default=41, help="times reported (default 41)")
+
+
+def _cmd_theory(args) -> int:
+    import json
+
+    import numpy as np
+
+    if args.theory_command == "dmft":
+        from groklab.theory import dmft
+
+        def report(stage, it, res):
+            if not args.quiet:
+                print(f"{stage} iteration {it}: residual {res:.3g}", file=sys.stderr)
+
+        sol = dmft(alpha=args.alpha, eps=args.eps, N=args.N, p=args.p, eta=args.eta, horizon=args.horizon,
+                   steps=args.steps, first_step=args.first_step, max_step=args.max_step, D_init=args.D_init,
+                   samples=args.samples, response_samples=args.response_samples, damping=args.damping,
+                   tol=args.tol, max_iter=args.max_iter, seed=args.seed, callback=report)
+        data = sol.to_dict()
+        rows = [("tau", sol.tau), ("train_loss", sol.train_loss), ("test_loss", sol.test_loss),
+                ("cosine_mean", np.abs(sol.cosine).mean(1))]
+    elif args.theory_command == "online":
+        from groklab.theory.online import solve_two_scalar_flow
+
+        if not args.alpha > 0 or not args.eps > 0 or not args.eta > 0 or not args.horizon > 0 or args.D < 1 \
+                or args.points < 2:
+            raise GroklabError("theory online: alpha, eps, eta, horizon must be > 0, D >= 1 and points >= 2")
+        tau = np.linspace(0.0, args.horizon, args.points)
+        # Time in GD steps = tau D; eta_eff = eta / alpha^2 for the learning rate eta N / alpha^2.
+        sol = solve_two_scalar_flow(D=args.D, B=float(args.D), alpha=args.alpha, eps=args.eps,
+                                    eta_eff=args.eta / args.alpha ** 2, t_eval=tau * args.D)
+        data = {"tau": tau.tolist(), "step": sol.t.tolist(), "loss": sol.loss.tolist(), "a": sol.a.tolist(),
+                "b": sol.b.tolist(), "params": {"alpha": args.alpha, "eps": args.eps, "eta": args.eta, "D": args.D}}
+        rows = [("tau", tau), ("step", sol.t), ("loss", sol.loss), ("b_over_D", sol.b / args.D)]
+    else:
+        raise GroklabError("theory: say which, 'dmft' or 'online' (see 'groklab theory --help')")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(data, f)
+    if args.json:
+        print(json.dumps(data))
+    else:
+        print("  ".join(f"{name:>12}" for name, _ in rows))
+        n = len(rows[0][1])
+        for i in sorted(set(np.linspace(0, n - 1, min(n, 21)).astype(int))):
+            print("  ".join(f"{float(col[i]):12.5g}" for _, col in rows))
+    return 0
 
 
 def _cmd_run(args) -> int:
@@ -301,7 +383,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
         handler = {"run": _cmd_run, "presets": _cmd_presets, "reproduce": _cmd_reproduce, "show": _cmd_show,
-                   "sweep": _cmd_sweep, "runs": _cmd_runs, "plot": _cmd_plot}.get(args.command)
+                   "sweep": _cmd_sweep, "runs": _cmd_runs, "plot": _cmd_plot,
+                   "theory": _cmd_theory}.get(args.command)
         if handler is None:
             _build_parser().print_help()
             return EXIT_BAD_INPUT
