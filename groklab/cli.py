@@ -122,7 +122,7 @@ def _add_theory_parser(sub) -> None:
     dm.add_argument("--max-step", type=float, default=None, help="cap on the grid's steps")
     dm.add_argument("--D-init", type=float, default=400.0,
                     help="dimension whose typical initial overlap 1/sqrt(D) seeds the escape from the saddle (default 400)")
-    dm.add_argument("--samples", type=int, default=4000, help="Monte Carlo samples (default 4000)")
+    dm.add_argument("--samples", type=int, default=10000, help="Monte Carlo samples (default 10000)")
     dm.add_argument("--response-samples", type=int, default=400, help="samples for the responses (default 400)")
     dm.add_argument("--damping", type=float, default=0.5, help="damped update step (default 0.5)")
     dm.add_argument("--tol", type=float, default=2e-3, help="residual at which the iteration stops (default 2e-3)")

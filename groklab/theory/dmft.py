@@ -151,12 +151,13 @@ def gaussian_test_loss(C_kk: np.ndarray, C_k0: np.ndarray, C_00: np.ndarray, m_k
 
 # ----------------------------------------------------------------------------- weight side
 def _weight_side(Rl: np.ndarray, Rz: np.ndarray, Cl: np.ndarray, lam: np.ndarray, m0: np.ndarray,
-                 beta_sq: float = 1.0):
+                 beta_sq: float = 1.0, C0: Optional[np.ndarray] = None):
     """Exact Gaussian solution of the weight process for given data-side order parameters.
 
     Args:
         Rl: (T, T, N, N) ``R_l(k, s)``, zero for ``s > k``; Rz: (T, N); Cl: (T, N, T, N);
-        lam: (T,) ``lam_k``; m0: (N,) initial overlaps ``E[theta(0) b]``; beta_sq: ``E[b^2]``.
+        lam: (T,) ``lam_k``; m0: (N,) initial overlaps ``E[theta(0) b]``; beta_sq: ``E[b^2]``;
+        C0: (N, N) ``E[theta(0) theta(0)^T]`` (default ``I + m0 m0^T / beta_sq``).
 
     Returns:
         C (T+1, N, T+1, N) weight covariance, m (T+1, N) overlaps, Rth (T+1, T, N, N) responses.
@@ -175,7 +176,7 @@ def _weight_side(Rl: np.ndarray, Rz: np.ndarray, Cl: np.ndarray, lam: np.ndarray
             Rth[k + 1, :k] = Rth[k, :k] - lam[k] * np.einsum("rab,rsbc->sac", Rk, Rth[:k + 1, :k])
         Rth[k + 1, k] = I
     m = np.einsum("kab,b->ka", Phi, m0) + rho * beta_sq  # (T+1, N)
-    S0 = I + np.outer(m0, m0) / beta_sq  # theta(0) = xi + m0 b / beta_sq
+    S0 = I + np.outer(m0, m0) / beta_sq if C0 is None else C0  # theta(0) = xi + m0 b / beta_sq
     A = Phi.reshape(T + 1, N, N)
     C = np.einsum("kab,bc,sdc->kasd", A, S0, A)
     Am0 = np.einsum("kab,b->ka", A, m0)
@@ -301,7 +302,7 @@ def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.nda
 
 
 def _online_march(lam: np.ndarray, m0: np.ndarray, xi: np.ndarray, *, alpha: float, eps: float, p: float,
-                  beta_sq: float = 1.0):
+                  beta_sq: float = 1.0, C0: Optional[np.ndarray] = None):
     """Online (``p -> infinity``) solution marched forward in time: the first guess.
 
     Without the self-response the data process is Gaussian (``h = omega``) and without noise
@@ -313,7 +314,7 @@ def _online_march(lam: np.ndarray, m0: np.ndarray, xi: np.ndarray, *, alpha: flo
     """
     T, N = len(lam), len(m0)
     I = np.eye(N)
-    S0 = I + np.outer(m0, m0) / beta_sq
+    S0 = I + np.outer(m0, m0) / beta_sq if C0 is None else C0
     Phi, rho = I.copy(), np.zeros(N)
     Rl = np.zeros((T, T, N, N))
     Rz = np.zeros((T, N))
@@ -347,7 +348,8 @@ def _online_march(lam: np.ndarray, m0: np.ndarray, xi: np.ndarray, *, alpha: flo
 def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizon: float = 10.0,
          steps: int = 80, first_step: Optional[float] = None, max_step: Optional[float] = None,
          D_init: Optional[float] = 400.0,
-         m0: Optional[Sequence[float]] = None, beta_sq: float = 1.0, samples: int = 4000, response_samples: int = 400,
+         m0: Optional[Sequence[float]] = None, beta_sq: float = 1.0,
+         C0: Optional[np.ndarray] = None, samples: int = 10000, response_samples: int = 400,
          damping: float = 0.5, tol: float = 2e-3, max_iter: int = 60, window: Optional[int] = None,
          seed: int = 0, callback: Optional[Callable[[str, int, float], None]] = None) -> DMFTSolution:
     """Solve the finite-``P/D`` DMFT of the centred toy model by damped fixed-point iteration.
@@ -373,6 +375,7 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         m0: (N,) explicit initial overlaps ``w_a . beta / D`` (override ``D_init``), e.g. those of
             a simulation's init, to predict its run given its initial macroscopic state.
         beta_sq: ``|beta|^2 / D`` (1 in the limit; a simulation's own value to condition on it).
+        C0: (N, N) initial ``w_a . w_b / D`` (default ``I + m0 m0^T / beta_sq``, the limit).
         samples: Monte Carlo samples of the data process (losses, ``C_l``).
         response_samples: the first this many of them also give the responses.
         damping: step of the damped update, in (0, 1].
@@ -395,6 +398,10 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
     m0 = default_overlaps(N, D_init) if m0 is None else np.asarray(m0, dtype=np.float64)
     if m0.shape != (N,) or not np.all(np.isfinite(m0)):
         raise GroklabError(f"m0 must be {N} finite numbers, one per neuron (got shape {m0.shape})")
+    if C0 is not None:
+        C0 = np.asarray(C0, dtype=np.float64)
+        if C0.shape != (N, N) or not np.allclose(C0, C0.T) or np.linalg.eigvalsh(C0).min() <= 0:
+            raise GroklabError(f"C0 must be a symmetric positive definite {N}x{N} matrix")
     tau = time_grid(horizon, steps, first=first_step, max_step=max_step)
     T = steps
     lam = np.diff(tau) * (2.0 * eta / alpha) / p  # lam_k = delta_k kappa / p
@@ -419,8 +426,8 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
 
     # (1) online first guess: order parameters at p -> infinity, marched forward in time; the
     # noise covariance C_l of that trajectory completes it.
-    Rl, Rz = _online_march(lam, m0, xi[:, :2 * N + 1], alpha=alpha, eps=eps, p=p, beta_sq=beta_sq)
-    C, m, Rth = _weight_side(Rl, Rz, np.zeros((T, N, T, N)), lam, m0, beta_sq)
+    Rl, Rz = _online_march(lam, m0, xi[:, :2 * N + 1], alpha=alpha, eps=eps, p=p, beta_sq=beta_sq, C0=C0)
+    C, m, Rth = _weight_side(Rl, Rz, np.zeros((T, N, T, N)), lam, m0, beta_sq, C0)
     omega, z = _gaussian_draws(C, m, xi, beta_sq)
     _, _, l = _data_forward(omega, z, Rth, lam, self_response=False, **kw)
     Cl = p * np.einsum("mka,msb->kasb", l[:, :T], l[:, :T]) / samples
@@ -437,7 +444,7 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
     cache = None  # data process and Jacobians on the converged prefix of the window
     while True:
         for it in range(max_iter):
-            C, m, Rth = _weight_side(Rl[:K, :K], Rz[:K], Cl[:K, :, :K], lam[:K], m0, beta_sq)
+            C, m, Rth = _weight_side(Rl[:K, :K], Rz[:K], Cl[:K, :, :K], lam[:K], m0, beta_sq, C0)
             _check_finite(C, K, residuals)
             (Rl_n, Rz_n, Cl_n), state = data_side(C, m, Rth, K, cache)
             old = (Rl[:K, :K], Rz[:K], Cl[:K, :, :K])
@@ -465,20 +472,25 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         # New times start from the online guess for R_l, R_z and from zero noise: mixing the
         # online C_l with the converged one could make the covariance indefinite.
         Cl[K_prev:], Cl[:, :, K_prev:] = 0.0, 0.0
-    C, m, Rth = _weight_side(Rl, Rz, Cl, lam, m0, beta_sq)
+    C, m, Rth = _weight_side(Rl, Rz, Cl, lam, m0, beta_sq, C0)
     omega, z = _gaussian_draws(C, m, xi, beta_sq)
     _, Delta, _ = _data_forward(omega, z, Rth, lam, self_response=True, **kw)
     test = np.array([gaussian_test_loss(C[k, :, k], C[k, :, 0], C[0, :, 0], m[k], m[0], beta_sq=beta_sq, **kw)
                      for k in range(T + 1)])
     # Control variate: the same draws without the self-response are fresh (test) points, whose
-    # mean squared error is known exactly; the difference train - test has far less Monte Carlo
-    # noise than the train loss itself (y^2 is heavy-tailed: 4000 draws give ~5% error alone).
+    # mean squared error is known exactly. y^2 is heavy-tailed (4000 draws give ~5% error
+    # alone); the regression coefficient c = Cov / Var (per time) makes the estimate no noisier
+    # than the plain mean even late in training, when train and test errors decorrelate.
     phi = omega + 0.5 * eps * omega * omega
     Delta_fresh = (alpha / N) * (phi - phi[:, :1]).sum(2) - 0.5 * z[:, None] ** 2
-    train = (Delta ** 2).mean(0) - (Delta_fresh ** 2).mean(0) + test
+    a, b = Delta ** 2, Delta_fresh ** 2
+    ac, bc = a - a.mean(0), b - b.mean(0)
+    c = (ac * bc).mean(0) / np.maximum((bc * bc).mean(0), 1e-300)
+    train = a.mean(0) - c * (b.mean(0) - test)
     norm = np.stack([np.diag(C[k, :, k]) for k in range(T + 1)])
     params = dict(alpha=alpha, eps=eps, N=N, p=p, eta=eta, horizon=horizon, steps=steps,
-                  first_step=first_step, max_step=max_step, D_init=D_init, m0=m0.tolist(), beta_sq=beta_sq, samples=samples,
+                  first_step=first_step, max_step=max_step, D_init=D_init, m0=m0.tolist(), beta_sq=beta_sq,
+                  C0=None if C0 is None else C0.tolist(), samples=samples,
                   response_samples=response_samples, damping=damping, tol=tol, seed=seed)
     return DMFTSolution(tau=tau, train_loss=train, test_loss=test, overlap=m,
                         cosine=m / np.sqrt(norm), norm=norm, residuals=residuals,

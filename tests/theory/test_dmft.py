@@ -1,0 +1,207 @@
+"""Finite-P/D DMFT of the toy model (groklab.theory.dmft): checked against independent
+computations (the exact moment flow of groklab.theory.online, direct GD simulation, Monte Carlo
+of the test loss), plus convergence of the fixed-point iteration and one clear error on bad
+input. Every case is small: a few seconds each on one core."""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import groklab.theory
+from groklab.errors import GroklabError
+from groklab.theory.online import solve_matrix_flow
+
+dm = sys.modules["groklab.theory.dmft"]  # the module (the package exports the function `dmft`)
+
+
+def _gd(D, N, p, alpha, eps, *, steps, tau_step, seed, n_test=20000):
+    """Full-batch GD on the centred toy model whose step is ``tau_step`` in tau = step / D units
+    (learning rate ``eta N / alpha^2`` with ``eta = tau_step D``), written from the model's
+    definition (not groklab's trainer). Returns (train, test) losses at every step, (steps+1,),
+    and the initial macroscopic state: ``m0 = W beta / D``, ``C0 = W W^T / D``, ``|beta|^2 / D``."""
+    g = torch.Generator().manual_seed(seed)
+    P = int(round(p * D))
+    f64 = torch.float64
+    beta = torch.randn(D, generator=g, dtype=f64)
+    X = torch.randn(P, D, generator=g, dtype=f64) / math.sqrt(D)
+    Xt = torch.randn(n_test, D, generator=g, dtype=f64) / math.sqrt(D)
+    W = torch.randn(N, D, generator=g, dtype=f64)
+    y, yt = 0.5 * (X @ beta) ** 2, 0.5 * (Xt @ beta) ** 2
+    init = dict(m0=(W @ beta).numpy() / D, C0=(W @ W.T).numpy() / D, beta_sq=float(beta @ beta) / D)
+
+    def f(Xs, Ws):
+        h = Xs @ Ws.T
+        return alpha * (h + 0.5 * eps * h * h).mean(1)
+
+    f0, f0t = f(X, W), f(Xt, W)
+    lr = tau_step * D * N / alpha ** 2
+    train, test = [], []
+    for _ in range(steps + 1):
+        h = X @ W.T
+        r = f(X, W) - f0 - y
+        train.append(float((r ** 2).mean()))
+        test.append(float(((f(Xt, W) - f0t - yt) ** 2).mean()))
+        grad = (2.0 / P) * ((r[:, None] * (1 + eps * h)) * (alpha / N)).T @ X  # dL/dW, (N, D)
+        W = W - lr * grad
+    return np.array(train), np.array(test), init
+
+
+def test_gaussian_test_loss_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    N, alpha, eps = 2, 1.3, 0.7
+    A = rng.standard_normal((2 * N + 1, 2 * N + 1))
+    S = A @ A.T / (2 * N + 1) + 0.1 * np.eye(2 * N + 1)
+    v = rng.multivariate_normal(np.zeros(2 * N + 1), S, size=400_000)
+    hk, h0, z = v[:, :N], v[:, N:2 * N], v[:, -1]
+    phi = lambda h: h + 0.5 * eps * h * h  # noqa: E731
+    mc = np.mean(((alpha / N) * (phi(hk) - phi(h0)).sum(1) - 0.5 * z * z) ** 2)
+    exact = dm.gaussian_test_loss(S[:N, :N], S[:N, N:2 * N], S[N:2 * N, N:2 * N], S[:N, -1], S[N:2 * N, -1],
+                                  alpha=alpha, eps=eps, beta_sq=S[-1, -1])
+    assert exact == pytest.approx(mc, rel=0.02)
+    # At init (omega(k) = omega(0)) the loss is E[(z^2/2)^2] = 3/4 beta_sq^2.
+    C = np.eye(N)
+    assert dm.gaussian_test_loss(C, C, C, np.zeros(N), np.zeros(N), alpha=alpha, eps=eps, beta_sq=1.3) \
+        == pytest.approx(0.75 * 1.3 ** 2)
+
+
+def test_online_stage_matches_the_exact_moment_flow():
+    # The population (infinite-data) dynamics closes exactly on the Gram matrix of the weights
+    # and beta at any D, so the DMFT's online stage must reproduce the matrix flow integrated
+    # independently by groklab.theory.online, up to Monte Carlo and Euler errors.
+    D, N, alpha, eps, eta = 30, 2, 1.0, 0.5, 1.0
+    rng = np.random.default_rng(1)
+    W0, beta = rng.standard_normal((N, D)), rng.standard_normal(D)
+    C0, m0, bsq = W0 @ W0.T / D, W0 @ beta / D, beta @ beta / D
+    T, H = 150, 6.0
+    tau = np.linspace(0.0, H, T + 1)
+    lam = np.diff(tau) * 2 * eta / alpha  # p = 1 (p cancels in the online limit)
+    xi = np.random.default_rng(0).standard_normal((30_000, 2 * N + 1))
+    Rl, Rz = dm._online_march(lam, m0, xi, alpha=alpha, eps=eps, p=1.0, beta_sq=bsq, C0=C0)
+    C, m, _ = dm._weight_side(Rl, Rz, np.zeros((T, N, T, N)), lam, m0, bsq, C0)
+    loss = np.array([dm.gaussian_test_loss(C[k, :, k], C[k, :, 0], C[0, :, 0], m[k], m[0], alpha=alpha, eps=eps,
+                                           beta_sq=bsq) for k in range(T + 1)])
+    flow = solve_matrix_flow(beta, alpha=alpha, eps=eps, eta_eff=eta / alpha ** 2, t_eval=tau * D,
+                             wbar0=W0.mean(0), M0=W0.T @ W0 / N)
+    assert flow.loss[-1] < 0.5 * flow.loss[0]  # the loss really moves over the window
+    np.testing.assert_allclose(loss, flow.loss, rtol=0.03)
+    # The overlap m = W beta / D of the flow's weights is not available from the moments, but
+    # the scale of the learned quadratic part is: Tr(M - M0) / D = mean_a (C_aa(k) - C_aa(0)).
+    M_t = flow.M
+    np.testing.assert_allclose(np.trace(M_t - M_t[0], axis1=1, axis2=2) / D,
+                               np.array([np.trace(C[k, :, k] - C0) / N for k in range(T + 1)]), atol=0.02)
+
+
+def test_online_limit_against_direct_simulation():
+    # P/D = 2000 is close to infinite data (finite-data corrections are O(p^-1/2)): each seed's simulated train and test loss follow the
+    # online stage started from that seed's initial overlaps and Gram matrix, on exactly the
+    # simulation's discrete time steps. (The escape from the saddle depends on the initial
+    # overlaps, which are O(D^-1/2) and random: conditioning on them is what makes a per-seed
+    # prediction possible.)
+    D, N, p, alpha, eps, H, T = 24, 2, 2000.0, 1.0, 0.5, 3.0, 72
+    tau = np.linspace(0.0, H, T + 1)
+    lam = np.diff(tau) * 2 / alpha
+    xi = np.random.default_rng(0).standard_normal((20_000, 2 * N + 1))
+    for seed in range(2):
+        train, test, init = _gd(D, N, p, alpha, eps, steps=T, tau_step=H / T, seed=seed, n_test=4000)
+        Rl, Rz = dm._online_march(lam, init["m0"], xi, alpha=alpha, eps=eps, p=1.0, beta_sq=init["beta_sq"],
+                                  C0=init["C0"])
+        C, m, _ = dm._weight_side(Rl, Rz, np.zeros((T, N, T, N)), lam, init["m0"], init["beta_sq"], init["C0"])
+        online = np.array([dm.gaussian_test_loss(C[k, :, k], C[k, :, 0], C[0, :, 0], m[k], m[0], alpha=alpha,
+                                                 eps=eps, beta_sq=init["beta_sq"]) for k in range(T + 1)])
+        assert test[-1] < 0.6 * test[0]  # something happens
+        # Tolerance: the simulated test loss is itself an estimate on 4000 points (a few %).
+        np.testing.assert_allclose(test / test[0], online / online[0], atol=0.06)
+        np.testing.assert_allclose(train / train[0], online / online[0], atol=0.06)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small finite-data solution: N = 2, P/D = 2, on the simulation's own time steps."""
+    return groklab.theory.dmft(alpha=1.0, eps=0.5, N=2, p=2.0, horizon=1.5, steps=15, D_init=None, samples=8000,
+                               response_samples=600, tol=1e-3, window=5)
+
+
+def test_fixed_point_iteration_converges_on_a_small_case(small):
+    assert small.converged
+    r = small.residuals
+    assert r[-1] < 1e-3 < r[0]
+    # Each window's residuals shrink (damped contraction), not just the last one by luck.
+    assert min(r[:5]) > 10 * r[-1]
+    # The same fixed point from different Monte Carlo draws: only Monte Carlo noise apart.
+    other = groklab.theory.dmft(alpha=1.0, eps=0.5, N=2, p=2.0, horizon=1.5, steps=15, D_init=None,
+                                samples=8000, response_samples=600, tol=1e-3, window=5, seed=1)
+    np.testing.assert_allclose(other.test_loss, small.test_loss, rtol=0.06)
+    np.testing.assert_allclose(other.train_loss, small.train_loss, rtol=0.06)
+
+
+def test_finite_data_solution_against_direct_simulation(small):
+    # The DMFT of this grid is the D -> infinity limit of GD whose step is the grid's step, so a
+    # large-D simulation of that GD must approach it (D = 3200, two seeds). At P/D = 2 train and test losses part:
+    # the finite-data part of the theory (self-response, noise) is what this checks.
+    sims = [_gd(3200, 2, 2.0, 1.0, 0.5, steps=15, tau_step=0.1, seed=s, n_test=8000)[:2] for s in range(2)]
+    # Relative to the initial loss: each seed's |beta|^2 / D scales its losses (the theory's is 1).
+    train = np.mean([s[0] / s[0][0] for s in sims], axis=0)
+    test = np.mean([s[1] / s[1][0] for s in sims], axis=0)
+    th_train, th_test = small.train_loss / small.train_loss[0], small.test_loss / small.test_loss[0]
+    assert th_test[-1] - th_train[-1] > 0.2 * th_test[-1]  # a real train/test gap to get right
+    # D = 3200: seed-to-seed fluctuations of the train loss are still ~5% at D = 800.
+    np.testing.assert_allclose(th_train, train, rtol=0.06)
+    np.testing.assert_allclose(th_test, test, rtol=0.06)
+    # The online limit (no finite-data terms) misses the gap: the check can fail.
+    online = small.online_test_loss / small.online_test_loss[0]
+    assert abs(online[-1] - train[-1]) > 0.2 * train[-1]
+
+
+def test_time_grid():
+    t = dm.time_grid(10.0, 50, first=0.01, max_step=0.5)
+    d = np.diff(t)
+    assert t[0] == 0 and t[-1] == pytest.approx(10.0) and np.all(d > 0)
+    assert d[0] == pytest.approx(0.01, rel=0.05) and d.max() <= 0.5 + 1e-12
+    assert np.all(np.diff(d) >= -1e-12)  # steps never shrink
+    np.testing.assert_allclose(dm.time_grid(2.0, 4), [0, 0.5, 1.0, 1.5, 2.0])
+    with pytest.raises(GroklabError, match="cannot reach"):
+        dm.time_grid(10.0, 10, first=0.01, max_step=0.5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(alpha=0.0), "alpha must be"),
+    (dict(eps=float("nan")), "eps must be"),
+    (dict(N=0), "N must be"),
+    (dict(steps=1), "steps must be"),
+    (dict(damping=1.5), "damping must be"),
+    (dict(response_samples=10, samples=5), "cannot exceed"),
+    (dict(m0=[0.1, 0.2, 0.3]), "m0 must be"),
+    (dict(C0=[[1.0, 2.0], [2.0, 1.0]]), "C0 must be"),
+])
+def test_bad_input_gives_one_clear_error(kwargs, match):
+    args = dict(alpha=1.0, eps=0.5, N=2, p=2.0, horizon=1.0, steps=4, samples=50, response_samples=20)
+    args.update(kwargs)
+    with pytest.raises(GroklabError, match=match) as e:
+        groklab.theory.dmft(**args)
+    assert "\n" not in str(e.value)
+
+
+def test_no_convergence_is_reported_with_the_residuals():
+    with pytest.raises(GroklabError, match=r"did not converge in 2 iterations .*residuals"):
+        groklab.theory.dmft(alpha=1.0, eps=0.5, N=2, p=2.0, horizon=1.5, steps=15, samples=500,
+                            response_samples=100, tol=1e-9, max_iter=2)
+
+
+def test_cli_theory_commands(capsys, tmp_path):
+    from groklab.cli import main
+
+    out = tmp_path / "dmft.json"
+    assert main(["theory", "dmft", "--alpha", "1", "--eps", "0.5", "--N", "2", "--p", "2", "--horizon", "0.5",
+                 "--steps", "5", "--samples", "300", "--response-samples", "50", "--tol", "1e-2", "--quiet",
+                 "--out", str(out)]) == 0
+    import json
+
+    data = json.loads(out.read_text())
+    assert len(data["test_loss"]) == 6 and data["test_loss"][0] == pytest.approx(0.75)
+    assert main(["theory", "online", "--alpha", "1", "--eps", "0.5", "--D", "50", "--points", "3"]) == 0
+    assert "loss" in capsys.readouterr().out
+    assert main(["theory", "dmft", "--alpha", "0", "--eps", "0.5", "--N", "2", "--p", "2"]) == 2
+    assert "alpha must be" in capsys.readouterr().err
