@@ -41,7 +41,8 @@ def test_recipe_is_listed_and_designs_validate():
     for quick in (True, False):
         d = th.make_design(quick)
         keys = [a.key for a in d.arms]
-        assert len(keys) == len(set(keys)) == len(th.SETTINGS) * len(th.DIMS_FULL) + 1
+        dims = th.DIMS_QUICK if quick else th.DIMS_FULL
+        assert len(keys) == len(set(keys)) == len(th.SETTINGS) * len(dims) + 1
         for arm in d.arms:
             c = arm.config
             D, P = c.task.d, c.task.n_train
@@ -100,6 +101,14 @@ def test_judge_fails_when_only_one_side_generalises():
     crits = th.judge_comparisons({"a": {100: comp, 400: comp}})
     grok = next(c for c in crits if "grokking time" in c.name)
     assert not grok and "only one generalises" in grok.detail
+
+
+def test_a_failed_solve_fails_its_criteria_and_says_why():
+    ok = _comp(0.01)
+    failed = th.compare_arm([dict(tau=TAU, test=_curve(4.0), train=_curve(1.0))], [dict(failed="did not converge")])
+    crits = th.judge_comparisons({"a": {100: ok, 400: failed}, "b": {100: _comp(0.05), 400: ok}}, online=failed)
+    assert _names(crits, False) == ["a: the DMFT was solved for every seed", "online limit: the DMFT was solved for every seed"]
+    assert "did not converge" in crits[0].detail
 
 
 def test_judge_fails_when_the_online_limit_is_off():

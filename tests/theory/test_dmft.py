@@ -119,7 +119,8 @@ def test_online_limit_against_direct_simulation():
 
 @pytest.fixture(scope="module")
 def small():
-    """A small finite-data solution: N = 2, P/D = 2, on the simulation's own time steps."""
+    """A small finite-data solution: N = 2, P/D = 2, on the simulation's own time steps (the DMFT
+    of a grid is exactly the large-D limit of GD with the grid's step)."""
     return groklab.theory.dmft(alpha=1.0, eps=0.5, N=2, p=2.0, horizon=1.5, steps=15, D_init=None, samples=8000,
                                response_samples=600, tol=1e-3, window=5)
 
