@@ -25,6 +25,7 @@ __all__ = [
     "EvalConfig",
     "Variant",
     "InterventionConfig",
+    "WeightedConfig",
     "InterventionsConfig",
     "register_intervention_block",
     "LinearizedConfig",
@@ -208,6 +209,23 @@ class InterventionConfig(_Frozen):
 
     def check(self, config: "Config") -> None:
         """Cross-checks against the rest of the config; raise ValueError naming the keys."""
+
+    @staticmethod
+    def require_dense_inputs(config: "Config", what: str, instead: str) -> None:
+        """ValueError unless the model has a dense one-hot input layer for ``what`` to perturb."""
+        if not config.model.dense_input_layer:
+            raise ValueError(f"{what} perturbs dense one-hot inputs, which model.name='{config.model.name}' does not "
+                             f"have; {instead}")
+
+
+class WeightedConfig(InterventionConfig):
+    """The block of an intervention that adds ``weight`` times a term to the loss: on when ``weight > 0``."""
+
+    weight: float = Field(0.0, ge=0, description="0 = off")
+
+    @property
+    def on(self) -> bool:
+        return self.weight > 0
 
 
 INTERVENTION_BLOCKS: dict[str, type[InterventionConfig]] = {}

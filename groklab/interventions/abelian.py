@@ -9,24 +9,16 @@ gradient. With perturbed training on, the swapped batch carries the same noise, 
 
 from __future__ import annotations
 
-from pydantic import Field
-
-from groklab.config import InterventionConfig
+from groklab.config import WeightedConfig
 from groklab.interventions.base import Intervention, register_intervention, swap_operands
 from groklab.metrics.group_laws import abelian_loss
 
 __all__ = ["AbelianRegulariser"]
 
 
-class AbelianConfig(InterventionConfig):
+class AbelianConfig(WeightedConfig):
     """Commutativity loss (paper 000, Fig. 10): ``weight`` times the symmetrised KL divergence
     between the predictions for ``(a, b)`` and ``(b, a)`` on every training batch."""
-
-    weight: float = Field(0.0, ge=0, description="0 = off")
-
-    @property
-    def on(self) -> bool:
-        return self.weight > 0
 
 
 @register_intervention(AbelianConfig, order=2)

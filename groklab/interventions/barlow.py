@@ -23,7 +23,7 @@ from torch import Tensor
 
 from pydantic import Field
 
-from groklab.config import InterventionConfig
+from groklab.config import WeightedConfig
 from groklab.errors import GroklabError
 from groklab.interventions.base import Intervention, Setup, register_intervention, swap_operands
 from groklab.models.protocol import dense_inputs, embedding
@@ -43,7 +43,7 @@ def barlow_twins_loss(z1: Tensor, z2: Tensor, off_diagonal: float, eps: float = 
     return (on + off_diagonal * off) / d
 
 
-class BarlowConfig(InterventionConfig):
+class BarlowConfig(WeightedConfig):
     """Barlow Twins regulariser (Zbontar et al. 2021; paper 000, Fig. 14) between the activations
     of ``layer`` on two views of the batch: the batch itself and a copy with Gaussian input noise
     of standard deviation ``sigma`` (``view='noise'``, MLP only) or with the operands swapped
@@ -51,23 +51,17 @@ class BarlowConfig(InterventionConfig):
     off_diagonal * sum_{i != j} C_ij^2``, divided by the width ``d``, for the cross-correlation
     ``C`` (d x d) of the batch-standardised activations."""
 
-    weight: float = Field(0.0, ge=0, description="0 = off")
     layer: Optional[str] = Field(None, description="cache key; null = 'hidden' (MLP) or 'resid_final' (transformer)")
     view: Literal["noise", "swap"] = "noise"
     sigma: float = Field(0.1, ge=0, description="input noise of the second view (view='noise')")
     off_diagonal: float = Field(5e-3, ge=0, description="weight of the redundancy-reduction term")
 
-    @property
-    def on(self) -> bool:
-        return self.weight > 0
-
     def check(self, config) -> None:
-        if self.view == "noise" and not config.model.dense_input_layer:
-            raise ValueError(f"interventions.barlow.view='noise' perturbs dense one-hot inputs, which model.name="
-                             f"'{config.model.name}' does not have; use interventions.barlow.view='swap'")
+        if self.view == "noise":
+            self.require_dense_inputs(config, "interventions.barlow.view='noise'", "use interventions.barlow.view='swap'")
 
 
-@register_intervention(BarlowConfig, order=3)
+@register_intervention(BarlowConfig, order=3, draws_random=True)
 class BarlowTwins(Intervention):
     name = "barlow"
 
@@ -78,7 +72,7 @@ class BarlowTwins(Intervention):
                 embedding(setup.model, torch.zeros(1, 2, dtype=torch.long, device=setup.device), block.layer)
         except GroklabError as e:
             raise GroklabError(f"interventions.barlow.layer: {e}") from None
-        return cls(block, setup.generator)
+        return super().build(block, setup)
 
     def __init__(self, cfg: BarlowConfig, generator: torch.Generator):
         self.weight, self.view, self.sigma, self.off_diagonal = cfg.weight, cfg.view, cfg.sigma, cfg.off_diagonal

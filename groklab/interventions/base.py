@@ -53,11 +53,13 @@ class Intervention:
     config block ``interventions.<name>`` of a registered intervention."""
 
     name = "intervention"
+    draws_random = False  # whether the constructor takes the intervention's generator
 
     @classmethod
     def build(cls, block: InterventionConfig, setup: Setup) -> "Intervention":
-        """The intervention its (switched on) config block describes; by default ``cls(block)``."""
-        return cls(block)
+        """The intervention its (switched on) config block describes: ``cls(block)``, or
+        ``cls(block, generator)`` when it ``draws_random``."""
+        return cls(block, setup.generator) if cls.draws_random else cls(block)
 
     def transform_batch(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """The batch the model trains on this step (``x`` pairs ``(B, 2)`` or dense ``(B, d)``)."""
@@ -143,13 +145,17 @@ NO_INTERVENTIONS = Interventions()
 INTERVENTIONS: dict[str, type[Intervention]] = {}
 
 
-def register_intervention(config: type[InterventionConfig], order: int) -> Callable[[type], type]:
+def register_intervention(config: type[InterventionConfig], order: float,
+                          draws_random: bool = False) -> Callable[[type], type]:
     """Class decorator: the intervention runs when its block ``interventions.<cls.name>`` (of
     class ``config``) is on. Interventions run in increasing ``order`` (input transforms
     first, then loss terms, then gradient filters), which is also the order of their blocks
-    in ``config.json``. One file with a config class and a decorated class adds an intervention."""
+    in ``config.json``. ``draws_random``: the constructor takes the intervention's generator
+    (``cls(block, generator)``). One file with a config class and a decorated class adds an
+    intervention."""
 
     def add(cls: type[Intervention]) -> type[Intervention]:
+        cls.draws_random = draws_random
         register_intervention_block(cls.name, config, order)
         INTERVENTIONS[cls.name] = cls
         return cls

@@ -20,37 +20,28 @@ import torch
 
 from pydantic import Field
 
-from groklab.config import InterventionConfig
-from groklab.interventions.base import Intervention, Setup, register_intervention
+from groklab.config import WeightedConfig
+from groklab.interventions.base import Intervention, register_intervention
 from groklab.metrics.matrix_info import mutual_information
 from groklab.models.protocol import n_operands, one_hot_pairs
 
 __all__ = ["MIRegulariser"]
 
 
-class MIConfig(InterventionConfig):
+class MIConfig(WeightedConfig):
     """MI-regularised training (paper 000, section 4.3): the loss gets ``- weight * I(R_x; R_f)``,
     the matrix mutual information between the Gram matrices of the (one-hot, possibly perturbed)
     inputs and of the logits of the batch, so minimising the loss maximises the information."""
 
-    weight: float = Field(0.0, ge=0, description="0 = off")
     order: float = Field(1.0, gt=0, description="matrix Renyi order (1 = von Neumann)")
     max_samples: Optional[int] = Field(
         512, ge=2, description="at most this many rows of each batch, drawn afresh each step; null = all"
     )
 
-    @property
-    def on(self) -> bool:
-        return self.weight > 0
 
-
-@register_intervention(MIConfig, order=1)
+@register_intervention(MIConfig, order=1, draws_random=True)
 class MIRegulariser(Intervention):
     name = "mi"
-
-    @classmethod
-    def build(cls, block: MIConfig, setup: Setup) -> "MIRegulariser":
-        return cls(block, setup.generator)
 
     def __init__(self, cfg: MIConfig, generator: torch.Generator):
         self.weight, self.order = cfg.weight, cfg.order

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from groklab.config import InterventionConfig
 from groklab.errors import GroklabError
-from groklab.interventions.base import Intervention, Setup, register_intervention
+from groklab.interventions.base import Intervention, register_intervention
 from groklab.models.protocol import dense_inputs
 
 __all__ = ["Perturb", "perturb_sigma"]
@@ -48,18 +48,12 @@ class PerturbConfig(InterventionConfig):
         return self.lambda1 > 0 or self.lambda2 > 0
 
     def check(self, config) -> None:
-        if not config.model.dense_input_layer:
-            raise ValueError(f"interventions.perturb adds noise to dense one-hot inputs, which model.name="
-                             f"'{config.model.name}' does not have (use model.name='mlp')")
+        self.require_dense_inputs(config, "interventions.perturb", "use model.name='mlp'")
 
 
-@register_intervention(PerturbConfig, order=0)
+@register_intervention(PerturbConfig, order=0, draws_random=True)
 class Perturb(Intervention):
     name = "perturb"
-
-    @classmethod
-    def build(cls, block: PerturbConfig, setup: Setup) -> "Perturb":
-        return cls(block, setup.generator)
 
     def __init__(self, cfg: PerturbConfig, generator: torch.Generator):
         self.lambda1, self.lambda2 = cfg.lambda1, cfg.lambda2

@@ -357,11 +357,12 @@ def top_hessian_eigenvalue(
 # --------------------------------------------------------------------------------------
 
 
-def input_gradient_norm(forward_loss: Callable[[Tensor], Tensor], inputs: Tensor) -> float:
+def input_gradient_norm(forward_loss: Callable[[Tensor], Tensor], inputs: Tensor, summed: bool = False) -> float:
     """Mean input-gradient norm ``(1/n) sum_i |d loss_i / d x_i|_2``.
 
     Args:
-        forward_loss: maps float inputs ``(n, ...)`` to per-sample losses ``(n,)``. Sample i's
+        forward_loss: maps float inputs ``(n, ...)`` to per-sample losses ``(n,)``, or with
+            ``summed`` to their sum (a scalar; e.g. ``n`` times a mean-reduced loss). Sample i's
             loss must depend on ``x_i`` only (no batch statistics, e.g. BatchNorm in train
             mode), because the per-sample gradients are read off ``d (sum_i loss_i) / d x``.
         inputs: float tensor ``(n, ...)``; the norm is over all non-batch dimensions.
@@ -370,12 +371,13 @@ def input_gradient_norm(forward_loss: Callable[[Tensor], Tensor], inputs: Tensor
         The mean l2 norm as a float.
     """
     x = inputs.detach().requires_grad_(True)
-    losses = forward_loss(x)
-    if losses.shape != (x.shape[0],):
-        raise ValueError(
-            f"forward_loss must return shape ({x.shape[0]},), got {tuple(losses.shape)}"
-        )
-    (grad,) = torch.autograd.grad(losses.sum(), x)
+    with torch.enable_grad():
+        losses = forward_loss(x)
+        if not summed and losses.shape != (x.shape[0],):
+            raise ValueError(
+                f"forward_loss must return shape ({x.shape[0]},), got {tuple(losses.shape)}"
+            )
+        (grad,) = torch.autograd.grad(losses if summed else losses.sum(), x)
     return float(torch.linalg.vector_norm(grad.reshape(x.shape[0], -1), dim=1).mean())
 
 

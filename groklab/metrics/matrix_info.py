@@ -42,13 +42,14 @@ remaining samples.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
 
 __all__ = [
     "gram",
+    "perturbation_profile",
     "discrete_renyi_entropy",
     "renyi_entropy",
     "renyi_entropy_from_gram",
@@ -162,12 +163,14 @@ def _noisy(inputs: Tensor, sigma: float, generator: torch.Generator | None) -> T
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     if sigma == 0:
         return inputs
+    return inputs + sigma * _standard_noise(inputs, generator)
+
+
+def _standard_noise(inputs: Tensor, generator: torch.Generator | None) -> Tensor:
+    """One ``N(0, I)`` draw of the shape of ``inputs``, from ``generator``."""
     if generator is None:
         raise ValueError("a torch.Generator is required when sigma > 0")
-    noise = torch.randn(
-        inputs.shape, generator=generator, device=generator.device, dtype=inputs.dtype
-    ).to(inputs.device)  # (n, ...) same shape as inputs
-    return inputs + sigma * noise
+    return torch.randn(inputs.shape, generator=generator, device=generator.device, dtype=inputs.dtype).to(inputs.device)
 
 
 # --------------------------------------------------------------------------------------
@@ -355,13 +358,8 @@ def covariance_entropy(features: Tensor, order: float = 1.0, center: bool = True
     return _entropy_of_features(x, order).to(_out_dtype(features))
 
 
-def perturbed_entropy(
-    forward: Forward,
-    inputs: Tensor,
-    sigma: float,
-    generator: torch.Generator | None,
-    order: float = 1.0,
-) -> Tensor:
+def perturbed_entropy(forward: Forward, inputs: Tensor, sigma: float, generator: torch.Generator | None,
+                      order: float = 1.0) -> Tensor:
     """Perturbed entropy PE(f, D, sigma) (paper Def. 4.2), in nats.
 
     Matrix entropy of the Gram matrix of the logits ``forward(inputs + sigma * eps)`` with
@@ -382,13 +380,8 @@ def perturbed_entropy(
     return renyi_entropy(logits, order)
 
 
-def perturbed_mutual_information(
-    forward: Forward,
-    inputs: Tensor,
-    sigma: float,
-    generator: torch.Generator | None,
-    order: float = 1.0,
-) -> Tensor:
+def perturbed_mutual_information(forward: Forward, inputs: Tensor, sigma: float, generator: torch.Generator | None,
+                                 order: float = 1.0) -> Tensor:
     """Perturbed mutual information PMI(f, D, sigma) (paper Def. 4.1), in nats.
 
     Matrix mutual information between the input layer and the logit layer, both evaluated on
@@ -404,36 +397,56 @@ def perturbed_mutual_information(
     return mutual_information(noisy, forward(noisy), order)
 
 
-def _gap_to_clean(metric, forward: Forward, inputs: Tensor, sigma: float, generator, order: float) -> Tensor:
-    """``|metric(sigma) - metric(0)|``: how far a perturbation moves a matrix-information metric."""
-    return (metric(forward, inputs, sigma, generator, order) - metric(forward, inputs, 0.0, None, order)).abs()
-
-
-def mid(
+def perturbation_profile(
     forward: Forward,
     inputs: Tensor,
-    sigma: float,
-    generator: torch.Generator | None,
+    noise: Tensor,
+    sigmas: Sequence[float],
     order: float = 1.0,
-) -> Tensor:
+    clean: Optional[tuple[Tensor, Tensor]] = None,
+) -> dict[float, dict[str, Tensor]]:
+    """PE and PMI (Defs. 4.2, 4.1) at every ``sigma`` for the inputs ``inputs + sigma * noise``,
+    and MID = ``|PMI(sigma) - PMI(0)|``, ED = ``|PE(sigma) - PE(0)|`` (Defs. 4.3, 4.4): the one
+    place MID and ED are defined. One noise draw serves every sigma, and the clean values are
+    computed once (or given as ``clean = (PE(0), PMI(0))``, e.g. measured on another encoding
+    of the same inputs).
+
+    Returns:
+        ``{sigma: {"pe", "pmi", "mid", "ed"}}``, scalar tensors in nats.
+    """
+    if clean is None:
+        clean_logits = forward(inputs)
+        clean = (renyi_entropy(clean_logits, order), mutual_information(inputs, clean_logits, order))
+    pe0, pmi0 = clean
+    out = {}
+    for sigma in sigmas:
+        noisy = inputs + sigma * noise if sigma else inputs
+        logits = forward(noisy)
+        pe, pmi = renyi_entropy(logits, order), mutual_information(noisy, logits, order)
+        out[sigma] = {"pe": pe, "pmi": pmi, "mid": (pmi - pmi0).abs(), "ed": (pe - pe0).abs()}
+    return out
+
+
+def _one_sigma(forward: Forward, inputs: Tensor, sigma: float, generator, order: float) -> dict[str, Tensor]:
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    noise = _standard_noise(inputs, generator) if sigma else torch.zeros_like(inputs)
+    return perturbation_profile(forward, inputs, noise, (sigma,), order)[sigma]
+
+
+def mid(forward: Forward, inputs: Tensor, sigma: float, generator: torch.Generator | None, order: float = 1.0) -> Tensor:
     """Mutual information difference ``MID = |PMI(sigma) - PMI(0)|`` (paper Def. 4.3), nats.
 
     Args: as :func:`perturbed_entropy`; the noise for ``PMI(sigma)`` is drawn once from
-    ``generator``.
+    ``generator``. See :func:`perturbation_profile` for several sigmas at once.
     """
-    return _gap_to_clean(perturbed_mutual_information, forward, inputs, sigma, generator, order)
+    return _one_sigma(forward, inputs, sigma, generator, order)["mid"]
 
 
-def ed(
-    forward: Forward,
-    inputs: Tensor,
-    sigma: float,
-    generator: torch.Generator | None,
-    order: float = 1.0,
-) -> Tensor:
+def ed(forward: Forward, inputs: Tensor, sigma: float, generator: torch.Generator | None, order: float = 1.0) -> Tensor:
     """Entropy difference ``ED = |PE(sigma) - PE(0)|`` (paper Def. 4.4), in nats.
 
     Args: as :func:`perturbed_entropy`; the noise for ``PE(sigma)`` is drawn once from
-    ``generator``.
+    ``generator``. See :func:`perturbation_profile` for several sigmas at once.
     """
-    return _gap_to_clean(perturbed_entropy, forward, inputs, sigma, generator, order)
+    return _one_sigma(forward, inputs, sigma, generator, order)["ed"]

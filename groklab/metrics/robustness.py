@@ -69,6 +69,7 @@ sharpness is the paper's times the same constant.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -214,14 +215,12 @@ def _perturbed_info(ctx: MetricContext, pairs: Tensor, sigmas, pe0: float,
         nan = float("nan")
         return {s: {"pe": nan, "pmi": nan, "mid": nan, "ed": nan} for s in sigmas}
     noise = _noise(dense.shape, generator(ctx.config.seed, "metrics.matrix_info"), dense)
-    out = {}
-    for sigma in sigmas:
-        noisy = dense + sigma * noise
-        noisy_logits = _forward(model, noisy)
-        pe = _defined(matrix_info.renyi_entropy, noisy_logits)
-        pmi = _defined(matrix_info.mutual_information, noisy, noisy_logits)
-        out[sigma] = {"pe": pe, "pmi": pmi, "mid": abs(pmi - pmi0), "ed": abs(pe - pe0)}
-    return out
+    clean = (torch.tensor(pe0, dtype=torch.float64), torch.tensor(pmi0, dtype=torch.float64))  # measured on the one-hot pair encoding (any model)
+    try:
+        profile = matrix_info.perturbation_profile(lambda x: _forward(model, x), dense, noise, sigmas, clean=clean)
+    except ValueError:  # all-zero logits (a centred lazy model at initialisation): undefined
+        return {s: {"pe": math.nan, "pmi": math.nan, "mid": math.nan, "ed": math.nan} for s in sigmas}
+    return {s: {k: float(v) for k, v in values.items()} for s, values in profile.items()}
 
 
 def sweep_column(quantity: str, sigma: float) -> str:
@@ -279,11 +278,8 @@ def input_grad_norm_metric(ctx: MetricContext) -> dict[str, float]:
     dense = dense_inputs(ctx.model, pairs)
     if dense is None:
         return {"input_grad_norm": float("nan")}
-    x = dense.detach().requires_grad_(True)
-    with torch.enable_grad():
-        total = ctx.objective(ctx.model(x), labels) * len(labels)
-        (grad,) = torch.autograd.grad(total, x)
-    return {"input_grad_norm": float(torch.linalg.vector_norm(grad, dim=1).mean())}
+    total_loss = lambda x: ctx.objective(ctx.model(x), labels) * len(labels)  # noqa: E731
+    return {"input_grad_norm": geometry.input_gradient_norm(total_loss, dense, summed=True)}
 
 
 @register_metric("robustness", cost="expensive")

@@ -245,15 +245,5 @@ from groklab.models import register_model  # noqa: E402  (the registry is define
 
 @register_model(TransformerConfig)
 def _build(cfg: TransformerConfig, data, generator: torch.Generator) -> nn.Module:
-    return Transformer(
-        data.n_operands,
-        data.output_dim,
-        d_model=cfg.d_model,
-        n_heads=cfg.n_heads,
-        d_mlp=cfg.d_mlp,
-        n_layers=cfg.n_layers,
-        layernorm=cfg.layernorm,
-        op_token=cfg.op_token,
-        init_scale=cfg.init_scale,
-        generator=generator,
-    )
+    shape = cfg.model_dump(include={"d_model", "n_heads", "d_mlp", "n_layers", "layernorm", "op_token", "init_scale"})
+    return Transformer(data.n_operands, data.output_dim, generator=generator, **shape)

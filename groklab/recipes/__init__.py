@@ -22,14 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
-
-from groklab.config import Config  # noqa: E402
-from groklab.errors import GroklabError  # noqa: E402
-from groklab.store.rundir import prepare_run_dir  # noqa: E402
+import groklab.report  # noqa: F401  (selects matplotlib's file-only backend before any figure)
+from groklab.config import Config
+from groklab.errors import GroklabError
+from groklab.store.rundir import prepare_run_dir
 
 __all__ = ["Recipe", "RecipeContext", "Verdict", "RECIPES", "recipe", "reproduce", "list_recipes"]
 
@@ -109,7 +107,7 @@ def _json_number(value: Any) -> Any:
 
 
 def _figure_for(design, results, control, name: str, claim: str):
-    from groklab.recipes.plots import bands_figure
+    from groklab.report.figures import bands_figure
 
     if design.figure is not None:
         return design.figure(results, control)

@@ -43,7 +43,7 @@ from groklab.analysis.grokking import first_step
 from groklab.config import Config, config_from_dict
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
-from groklab.recipes.plots import bands_figure, words
+from groklab.report.figures import bands_figure, words
 from groklab.recipes.protocol import Arm, Control, Criterion, Design, Sample, higher, lower, most_seeds, seeds_for
 
 MNIST_ENV = "GROKLAB_MNIST"
@@ -132,7 +132,7 @@ def sweep_judge(small: str, large: str) -> Callable:
 # ----------------------------------------------------------------------------- figure
 def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: dict[str, float],
                  ratio_label: str = "grok ratio t_test / t_train"):
-    """:func:`~groklab.recipes.plots.bands_figure` of ``columns`` with one more panel: each
+    """:func:`~groklab.report.figures.bands_figure` of ``columns`` with one more panel: each
     seed's grok ratio against alpha (``alphas`` maps arm key -> alpha; filled dots: reached,
     open triangles at the top: censored (fitted, never generalised), crosses at the bottom:
     never fitted), the control's seeds in grey, and the ``GROK_RATIO`` line."""

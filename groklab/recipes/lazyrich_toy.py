@@ -31,7 +31,7 @@ import torch
 from groklab.analysis.grokking import first_step
 from groklab.config import Config, config_from_dict
 from groklab.recipes import RecipeContext, recipe
-from groklab.recipes.plots import bands_figure, words
+from groklab.report.figures import bands_figure, words
 from groklab.recipes.protocol import Arm, Control, Design, Results, higher, lower, most_seeds, seeds_for
 
 PAPER = "001 sec. 5"
@@ -242,7 +242,7 @@ def _sweep_panel(ax, results: Results, control: Optional[Results], x_of, quantit
 
 def _bands_and_sweep(results: Results, control: Optional[Results], title: str, x_of, quantity: str, xlabel: str,
                      ylabel: str, columns: Sequence[str] = ("train_loss", "test_loss")):
-    """:func:`~groklab.recipes.plots.bands_figure` of ``columns`` with a :func:`_sweep_panel` added on the right."""
+    """:func:`~groklab.report.figures.bands_figure` of ``columns`` with a :func:`_sweep_panel` added on the right."""
     from matplotlib.gridspec import GridSpec
 
     fig = bands_figure(results, control, list(columns), title)

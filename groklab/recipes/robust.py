@@ -38,7 +38,7 @@ from groklab.config import Config
 from groklab.metrics.robustness import MATRIX_INFO_SIGMA, MATRIX_INFO_SWEEP, sweep_column
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
-from groklab.recipes.plots import WORDS, bands_figure, steps_figure
+from groklab.report.figures import WORDS, bands_figure, steps_figure
 from groklab.recipes.protocol import (Arm, Control, Criterion, Design, Results, Sample, higher, lower, most_seeds,
                                       seeds_for)
 
@@ -49,7 +49,7 @@ MNIST_ENV = "GROKLAB_MNIST"  # directory of the MNIST IDX files (the same variab
 IMAGES_STEPS = 5000  # paper 000 trains MNIST for 5000 steps in fig. 8; fig. 3's MNIST part uses the same budget
 NO_DECAY = ("optim.weight_decay=0",)
 
-WORDS.update({  # axis names of the columns these recipes plot (groklab.recipes.plots.words)
+WORDS.update({  # axis names of the columns these recipes plot (groklab.report.figures.words)
     "heldout_laws.wrong_pair_agree": "agreement of wrong a+b, b+a (held out)",
     "heldout_laws.abelian_acc": "held-out a+b vs b+a agreement",
     "heldout_laws.logit_dist_rel": "a+b vs b+a logit distance / unrelated pairs'",
@@ -283,7 +283,7 @@ def config_changes(before: Config, after: Config) -> str:
 
 
 def bands(results: Results, control: Optional[Results], columns: Sequence[str], title: str) -> Figure:
-    """:func:`~groklab.recipes.plots.bands_figure`, with each control arm's legend entry naming
+    """:func:`~groklab.report.figures.bands_figure`, with each control arm's legend entry naming
     what the control changed (``(control: optim.weight_decay=0.0)``) instead of ``(control)``."""
     fig = bands_figure(results, control, columns, title)
     if control is None:

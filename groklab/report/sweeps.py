@@ -6,15 +6,12 @@ import math
 from pathlib import Path
 from typing import Optional, Union
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from groklab.analysis.grokking import median_censored  # noqa: E402
-from groklab.errors import GroklabError  # noqa: E402
+from groklab.analysis.grokking import median_censored
+from groklab.errors import GroklabError
 
 __all__ = ["phase_figure", "curves_by_figure"]
 

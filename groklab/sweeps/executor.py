@@ -9,7 +9,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-__all__ = ["Job", "Outcome", "execute"]
+__all__ = ["Job", "Outcome", "execute", "extension_modules"]
+
+
+def extension_modules() -> tuple[str, ...]:
+    """The modules outside groklab that registered a task, model, intervention or metric in
+    this process (``__main__`` aside: a spawned worker re-runs the main script itself)."""
+    from groklab.config import INTERVENTION_BLOCKS, ModelConfig, TaskConfig
+    from groklab.metrics.registry import METRICS
+
+    registered = [*TaskConfig.variants.values(), *ModelConfig.variants.values(), *INTERVENTION_BLOCKS.values(),
+                  *METRICS.values()]
+    names = {getattr(thing, "__module__", "") for thing in registered}
+    return tuple(sorted(n for n in names if n and n.split(".")[0] != "groklab" and n != "__main__"))
+
+
+def _import_modules(names: tuple[str, ...]) -> None:
+    import importlib
+
+    import groklab  # noqa: F401  (the built-in registrations first)
+
+    for name in names:
+        importlib.import_module(name)
 
 
 @dataclass(frozen=True)
@@ -83,7 +104,10 @@ def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, descr
                 finished(i, run_job(job))
         else:
             context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            # A spawned worker starts bare: it imports the modules that registered extensions here,
+            # so configs naming their tasks, models, metrics or interventions validate there too.
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_import_modules,
+                                     initargs=(extension_modules(),)) as pool:
                 futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
                 for future in as_completed(futures):
                     finished(futures[future], future.result())

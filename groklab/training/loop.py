@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from groklab.config import Config
 from groklab.errors import GroklabError, RunInterrupted
 from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interventions
+from groklab.metrics import geometry
 from groklab.metrics.registry import MetricContext, compute_metrics, due_metrics
 from groklab.models import build_model
 from groklab.objective import Objective, accuracy, training_objective
@@ -111,7 +112,7 @@ def evaluate(
 
 def weight_norm(model: nn.Module) -> torch.Tensor:
     """l2 norm of all trainable parameters together (0-dim tensor)."""
-    return torch.sqrt(sum(p.detach().pow(2).sum() for p in model.parameters()))
+    return geometry.weight_norm(p.detach() for p in model.parameters())
 
 
 @dataclass

@@ -47,7 +47,9 @@ def _pairs(n=20, seed=0):
 
 def test_interventions_are_off_by_default_and_build_to_nothing():
     config = Config()
-    assert set(config.model_dump()["interventions"]) == {"perturb", "mi", "abelian", "barlow", "grokfast"}
+    # the built-in blocks (tests/extensions registers one more in the same session)
+    assert {"perturb", "mi", "abelian", "barlow", "grokfast"} <= set(config.model_dump()["interventions"])
+    assert not any(block.on for block in config.interventions.blocks().values())
     assert len(build_interventions(config, _mlp(), torch.device("cpu"))) == 0
 
 
@@ -85,7 +87,7 @@ def test_bad_intervention_settings_are_rejected(override, message):
 
 
 def test_the_transformer_cannot_be_perturbed():
-    with pytest.raises(GroklabError, match="interventions.perturb.*model.name='transformer' does not have"):
+    with pytest.raises(GroklabError, match="interventions.perturb perturbs.*model.name='transformer' does not have"):
         Config().override("model.name=transformer", "interventions.perturb.lambda2=0.1")
     with pytest.raises(GroklabError, match="view='swap'"):
         Config().override("model.name=transformer", "interventions.barlow.weight=0.1")

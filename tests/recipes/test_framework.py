@@ -5,7 +5,7 @@ import pytest
 from groklab import GroklabError
 from groklab.cli import main
 from groklab.recipes import RECIPES, Verdict, list_recipes, recipe, reproduce
-from groklab.recipes.plots import curves_figure
+from groklab.report.figures import curves_figure
 from tests.conftest import tiny
 
 

@@ -1,4 +1,6 @@
-"""Figure helpers shared by recipes: curves of several runs against step."""
+"""Figures of several runs: curves against step, steps to a target per setting, and the seed
+bands of a recipe's arms (median line, range band, control dashed). The recipes draw with these;
+:mod:`groklab.report.curves` draws one run, :mod:`groklab.report.sweeps` a sweep."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-__all__ = ["curves_figure", "steps_figure", "median_censored", "bands_figure", "words"]
+from groklab.analysis.grokking import median_censored
+
+__all__ = ["curves_figure", "steps_figure", "bands_figure", "words", "WORDS"]
 
 
 def curves_figure(runs: Sequence, labels: Sequence[str], columns: Sequence[str], title: str,
@@ -51,7 +55,7 @@ def steps_figure(steps: dict, budget: int, title: str, table: bool = True, ax: O
     for i, label in enumerate(labels):
         values = steps[label]
         reached = [v for v in values if v is not None]
-        med = median_censored(values, budget)
+        med = median_censored(values)
         ax.bar(i, med if med is not None else budget, color="C0", alpha=0.3)
         ax.scatter([i] * len(reached), reached, color="C0", zorder=3)
         missed = len(values) - len(reached)
@@ -163,10 +167,3 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
     fig.tight_layout()
     return fig
 
-
-def median_censored(values: Sequence, budget: int = 0):
-    """Median with runs that never reached the target counted as later than any that did;
-    None when the median itself is such a run."""
-    from groklab.analysis.grokking import median_censored as median
-
-    return median(values)
