@@ -40,11 +40,11 @@ from typing import Callable, Optional, Sequence
 from matplotlib.ticker import LogFormatter
 
 from groklab.analysis.grokking import first_step
-from groklab.config import Config, config_from_dict
+from groklab.config import Config
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
-from groklab.report.figures import bands_figure, words
 from groklab.recipes.protocol import Arm, Control, Criterion, Design, Sample, higher, lower, most_seeds, seeds_for
+from groklab.report.figures import bands_figure, words
 
 MNIST_ENV = "GROKLAB_MNIST"
 # A run "groks" when test reaches its threshold at least this many times later than train does.
@@ -361,17 +361,7 @@ TEACHER_ALPHAS = (0.1, 0.25, 0.5, 0.75, 1.0, 3.0)  # the notebook's scales
 def teacher_base(quick: bool) -> Config:
     """The notebook's student-teacher run: 5-100-100-5 tanh student with biases, parameters x2,
     output x alpha, not centred, MSE, AdamW lr 3e-4 (fixed) wd 0.05, full batch."""
-    return config_from_dict({
-        "name": "teacher-student",
-        "task": {"name": "teacher", "n_train": 100, "n_test": 100},
-        "model": {"name": "mlp", "depth": 2, "width": 100, "activation": "tanh", "bias": True, "init_scale": 2.0,
-                  "centre": False},
-        "optim": {"name": "adamw", "lr": 3e-4, "weight_decay": 0.05, "betas": [0.9, 0.999],
-                  "alpha_lr_scaling": False},
-        "train": {"steps": TEACHER_QUICK_STEPS if quick else TEACHER_STEPS, "loss": "mse", "eval_every": 25,
-                  "checkpoint_every": None},
-        "eval": {"metrics": ["sample_mse_acc"]},
-    })
+    return load_preset("teacher-student").override(f"train.steps={TEACHER_QUICK_STEPS if quick else TEACHER_STEPS}")
 
 
 TEACHER_STEPS = 20_000

@@ -18,6 +18,7 @@ at once but decays slowly reaches 0.1x late without any delayed decrease, and is
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -29,10 +30,11 @@ import numpy as np
 import torch
 
 from groklab.analysis.grokking import first_step
-from groklab.config import Config, config_from_dict
+from groklab.config import Config
+from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
-from groklab.report.figures import bands_figure, words
 from groklab.recipes.protocol import Arm, Control, Design, Results, higher, lower, most_seeds, seeds_for
+from groklab.report.figures import bands_figure, words
 
 PAPER = "001 sec. 5"
 GENERALISED = 0.1  # loss / its initial value that counts as fitted (train) or generalised (test)
@@ -65,16 +67,13 @@ def toy_config(D: int, N: int, P: int, eps: float, steps: int, *, alpha: float =
     x ~ N(0, I), h = W x / sqrt(D), y = (beta.x / sqrt(D))^2 is this task with x' = x / sqrt(D)
     and twice the target."""
     every = max(1, steps // evals)
-    return config_from_dict({
-        "name": name,
-        "task": {"name": "polynomial", "d": D, "n_train": P, "n_test": n_test},
-        "model": {"name": "committee", "width": N, "eps": eps, "alpha": alpha, "centre": centre,
-                  "train_readout": False},
-        "optim": {"name": "gd", "lr": lr_over_N * N},
-        "train": {"steps": steps, "loss": "mse", "label_scale": label_scale, "eval_every": every,
-                  "checkpoint_every": None, "device": "cpu"},
-        "eval": {"metrics": list(metrics), "metrics_every": every if metrics else None},
-    })
+    return load_preset("poly").override(
+        f"name={name}", f"task.d={D}", f"task.n_train={P}", f"task.n_test={n_test}", f"model.width={N}",
+        f"model.eps={eps}", f"model.alpha={alpha}", f"model.centre={json.dumps(centre)}", f"optim.lr={lr_over_N * N!r}",
+        f"train.steps={steps}", f"train.label_scale={label_scale!r}", f"train.eval_every={every}",
+        "train.checkpoint_every=null", "train.device=cpu", f"eval.metrics={json.dumps(list(metrics))}",
+        f"eval.metrics_every={every if metrics else 'null'}",
+    )
 
 
 # ----------------------------------------------------------------------------- shared measures

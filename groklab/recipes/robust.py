@@ -38,9 +38,9 @@ from groklab.config import Config
 from groklab.metrics.robustness import MATRIX_INFO_SIGMA, MATRIX_INFO_SWEEP, sweep_column
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
-from groklab.report.figures import WORDS, bands_figure, steps_figure
 from groklab.recipes.protocol import (Arm, Control, Criterion, Design, Results, Sample, higher, lower, most_seeds,
                                       seeds_for)
+from groklab.report.figures import WORDS, bands_figure, steps_figure
 
 TARGET = 0.95  # test accuracy that counts as "grokked" (eval.test_acc_threshold)
 LATE = 2.0  # grokking counts as late when test acc reaches TARGET at least this many times later than train acc 0.99

@@ -27,9 +27,7 @@ def extension_modules() -> tuple[str, ...]:
 def _import_modules(names: tuple[str, ...]) -> None:
     import importlib
 
-    import groklab  # noqa: F401  (the built-in registrations first)
-
-    for name in names:
+    for name in names:  # (importing any of them imports groklab's own registrations first)
         importlib.import_module(name)
 
 
