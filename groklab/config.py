@@ -454,6 +454,17 @@ def _suggest(key: str, known: list[str]) -> str:
     return f"keys start with one of: {', '.join(sections)}"
 
 
+def _other_variant(key: str, data: dict) -> str:
+    """'it is a key of task.name=...' when ``key`` belongs to another variant of its family."""
+    family, _, leaf = key.partition(".")
+    base = {"task": TaskConfig, "model": ModelConfig}.get(family)
+    owners = [name for name, v in (base.variants.items() if base else ()) if leaf in v.model_fields]
+    if not owners:
+        return ""
+    return (f"it is a key of {family}.name={' or '.join(repr(o) for o in owners)} (this config has "
+            f"{family}.name={data[family]['name']!r}; set {family}.name too)")
+
+
 def apply_overrides(config: Config, assignments) -> Config:
     """Return a new config with dotted ``key=value`` assignments applied, validated as a whole.
 
@@ -477,7 +488,7 @@ def apply_overrides(config: Config, assignments) -> Config:
     known = _known_keys(Config.model_construct(**sections))
     for key, value in parsed:
         if key not in known:
-            raise GroklabError(f"unknown config key '{key}'; {_suggest(key, known)}")
+            raise GroklabError(f"unknown config key '{key}'; {_other_variant(key, data) or _suggest(key, known)}")
         *parents, leaf = key.split(".")
         node = data
         for part in parents:

@@ -75,3 +75,48 @@ def test_json_is_plain_and_complete():
     assert set(data) == {"name", "seed", "task", "model", "optim", "train", "eval", "interventions", "linearized"}
     for key in ("p", "op", "train_frac"):
         assert key in data["task"]
+
+
+# --- task and model variants (registered config classes)
+
+FLAT_TASK = {  # how config.json held a task before variants: every task's keys in one block
+    "name": "polynomial", "p": 97, "op": "x+y", "n": 4, "train_frac": 0.3, "d": 40, "n_train": 120, "n_test": 500,
+    "target": "quadratic", "degree": 2, "n_directions": 1, "dataset": "digits", "path": None,
+}
+FLAT_MODEL = {
+    "name": "committee", "width": 64, "depth": 1, "activation": "relu", "eps": 0.1, "bias": True,
+    "train_readout": False, "parametrization": "standard", "d_model": 128, "n_heads": 4, "d_mlp": 512,
+    "n_layers": 1, "layernorm": False, "op_token": True, "init_scale": 1.0, "he_init": False, "alpha": 2.0,
+    "centre": None, "init_interp": 0.0,
+}
+
+
+def test_a_flat_config_json_of_before_variants_still_loads():
+    config = config_from_dict({"task": FLAT_TASK, "model": FLAT_MODEL, "train": {"loss": "mse"}})
+    assert type(config.task).__name__ == "PolynomialTaskConfig" and config.task.d == 40 and config.task.n_train == 120
+    assert type(config.model).__name__ == "CommitteeConfig" and config.model.width == 64 and config.model.alpha == 2.0
+    assert "p" not in config.model_dump()["task"]  # written back in the variant's own keys
+    assert Config.from_json(config.to_json()) == config
+
+
+def test_a_foreign_key_with_a_value_of_its_own_is_refused_not_dropped():
+    with pytest.raises(GroklabError, match="task.p belongs to task.name='modular', not to task.name='polynomial'"):
+        config_from_dict({"task": FLAT_TASK | {"p": 113}, "model": FLAT_MODEL, "train": {"loss": "mse"}})
+
+
+def test_switching_variants_by_override_drops_the_old_keys_and_names_the_right_variant():
+    config = Config().override("task.p=113")
+    toy = config.override("task.d=30", "task.name=polynomial", "model.name=committee", "train.loss=mse")
+    assert toy.task.d == 30 and not hasattr(toy.task, "p")
+    with pytest.raises(GroklabError, match="it is a key of task.name='polynomial'"):
+        config.override("task.d=30")
+    with pytest.raises(GroklabError, match="task.name: unknown task 'nope'; registered: .*modular"):
+        config.override("task.name=nope")
+
+
+def test_validation_reads_what_tasks_give_and_models_take():
+    with pytest.raises(GroklabError, match="gives scalar regression targets, which model.name='mlp' does not take; "
+                                           "use model.name='committee'"):
+        Config().override("task.name=polynomial", "train.loss=mse")
+    with pytest.raises(GroklabError, match="gives dense float inputs, which model.name='transformer' does not take"):
+        Config().override("task.name=images", "model.name=transformer")
