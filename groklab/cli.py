@@ -6,6 +6,7 @@
     groklab reproduce NAME [--quick] [--out DIR] [--set key=value ...] [--seeds N|LIST] [--jobs N]
     groklab reproduce --list
     groklab sweep [PRESET] --grid KEY=V1,V2 [--grid KEY=A..B ...] [--set ...] [--out DIR] [--jobs N]
+                  [--executor local|ray [--address ADDR] [--chunk N]]
     groklab runs [ROOT] [--query SQL]
     groklab plot phase DIR --x KEY --y KEY [--value COLUMN]  |  groklab plot curves DIR --by KEY
     groklab show DIR [--json]
@@ -76,6 +77,12 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="override a config key at every point")
     sw.add_argument("--out", help="sweep directory (default: runs/sweep-<preset>-<timestamp>); rerun to resume")
     sw.add_argument("--jobs", type=int, default=1, help="train this many points at once in worker processes")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local: this machine (--jobs); ray: a Ray cluster, in chunks of points (pip install "
+                         "'groklab[ray]'; --out must be on storage every node sees)")
+    sw.add_argument("--address", help="ray: the cluster to use, e.g. auto or ray://HEAD:10001 (default: RAY_ADDRESS, "
+                                      "else a local Ray instance)")
+    sw.add_argument("--chunk", type=int, help="ray: points per Ray task (default: about two tasks per cluster CPU)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rn = sub.add_parser("runs", help="list the runs under a folder, or query them with SQL (DuckDB)")
@@ -305,10 +312,15 @@ def _cmd_sweep(args) -> int:
 
     if args.jobs < 1:
         raise GroklabError(f"--jobs must be at least 1 (got {args.jobs})")
+    if args.chunk is not None and args.chunk < 1:
+        raise GroklabError(f"--chunk must be at least 1 (got {args.chunk})")
+    if args.executor != "ray" and (args.address or args.chunk):
+        raise GroklabError("--address and --chunk apply to --executor ray")
     grid = grid_of(args.grid, args.grid_file)
     base = groklab.load_preset(args.preset or groklab.DEFAULT_PRESET).override(*args.overrides)
     out = args.out or f"runs/sweep-{args.preset or groklab.DEFAULT_PRESET}-{time.strftime('%Y%m%d-%H%M%S')}"
-    document = sweep(base, grid, out, workers=args.jobs, progress=not args.no_progress)
+    document = sweep(base, grid, out, workers=args.jobs, progress=not args.no_progress, executor=args.executor,
+                     address=args.address, chunk=args.chunk)
     counts = {s: sum(p["status"] == s for p in document["points"]) for s in ("done", "diverged", "failed")}
     print(f"\nsweep {out}: {len(document['points'])} points: {counts['done']} done, {counts['diverged']} diverged, "
           f"{counts['failed']} failed")

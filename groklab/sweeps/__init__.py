@@ -5,7 +5,10 @@ makes ``DIR/<point>/`` (an ordinary run directory each) and ``DIR/sweep.json``, 
 every point with its overrides, directory and status (``done``, ``diverged``, ``failed``
 with its error, or ``pending``). Restarted after a kill, a sweep skips the points that are
 complete, resumes those that left a checkpoint, and runs the rest; a failing point is
-recorded and the sweep goes on. ``--jobs N`` trains N points at once in worker processes.
+recorded and the sweep goes on. ``--jobs N`` trains N points at once in worker processes;
+``--executor ray [--address ADDR] [--chunk N]`` sends them to a Ray cluster in chunks of N
+points per task (``pip install groklab[ray]``), writing the same directories (which must be on
+storage every node sees).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 
 from groklab.config import Config
 from groklab.errors import GroklabError
-from groklab.sweeps.executor import Job, Outcome, execute
+from groklab.sweeps.executor import EXECUTORS, Job, Outcome, execute
 from groklab.sweeps.grid import grid_from_file, grid_points, parse_grid, point_name
 
 __all__ = ["sweep", "parse_grid", "grid_from_file", "read_sweep", "point_state"]
@@ -52,9 +55,21 @@ def point_state(directory: Path, config: Config) -> str:
 
 
 def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], workers: int = 1,
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, executor: str = "local", address: Optional[str] = None,
+          chunk: Optional[int] = None) -> dict[str, Any]:
     """Run ``base`` at every point of ``grid`` into ``out``; returns the sweep document (also
-    written to ``out/sweep.json``). Every point's config is validated before anything runs."""
+    written to ``out/sweep.json``). Every point's config is validated before anything runs.
+
+    ``executor="local"`` trains ``workers`` points at once in worker processes;
+    ``executor="ray"`` sends chunks of ``chunk`` points (default: about two chunks per cluster
+    CPU) to the Ray cluster at ``address`` (default: the connected one, ``RAY_ADDRESS``, or a
+    local instance started for this sweep). Both write the same directories and sweep.json."""
+    if executor not in EXECUTORS:
+        raise GroklabError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        from groklab.sweeps.ray_executor import import_ray
+
+        import_ray()  # a missing Ray is refused before the sweep directory is made
     if not grid:
         raise GroklabError("a sweep needs at least one --grid key=values")
     out = Path(out)
@@ -101,7 +116,8 @@ def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], worke
 
     jobs = [Job(config.to_json(), str(out / name), resume=states[name] == "resumable")
             for _, config, name in points if states[name] != "complete"]
-    execute(jobs, workers=workers, progress=progress, description=f"sweep {out.name}", on_outcome=record)
+    execute(jobs, workers=workers, progress=progress, description=f"sweep {out.name}", on_outcome=record,
+            executor=executor, address=address, chunk=chunk)
     return document
 
 

@@ -1,5 +1,6 @@
-"""Train many configs: in this process or in a pool of worker processes (one torch thread
-each), with one progress bar. A point that fails is recorded with its error, not raised."""
+"""Train many configs: in this process, in a pool of worker processes (one torch thread
+each), or on a Ray cluster in chunks (:mod:`groklab.sweeps.ray_executor`, imported only
+then), with one progress bar. A point that fails is recorded with its error, not raised."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
-__all__ = ["Job", "Outcome", "execute", "extension_modules"]
+from groklab.errors import GroklabError
+
+__all__ = ["Job", "Outcome", "execute", "extension_modules", "import_modules", "run_job", "EXECUTORS"]
+
+EXECUTORS = ("local", "ray")
 
 
 def extension_modules() -> tuple[str, ...]:
@@ -24,7 +29,9 @@ def extension_modules() -> tuple[str, ...]:
     return tuple(sorted(n for n in names if n and n.split(".")[0] != "groklab" and n != "__main__"))
 
 
-def _import_modules(names: tuple[str, ...]) -> None:
+def import_modules(names: tuple[str, ...]) -> None:
+    """Import the modules named (a worker does so before its first job, see
+    :func:`extension_modules`)."""
     import importlib
 
     for name in names:  # (importing any of them imports groklab's own registrations first)
@@ -76,9 +83,21 @@ def run_job(job: Job, threads: int = 1) -> Outcome:
 
 
 def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, description: str = "runs",
-            on_outcome: Optional[Callable[[Outcome], Any]] = None) -> list[Outcome]:
-    """Run ``jobs`` (in order when ``workers == 1``, else in a pool of that many processes) and
-    return their outcomes in the jobs' order; ``on_outcome`` is called as each one finishes."""
+            on_outcome: Optional[Callable[[Outcome], Any]] = None, executor: str = "local",
+            address: Optional[str] = None, chunk: Optional[int] = None) -> list[Outcome]:
+    """Run ``jobs`` and return their outcomes in the jobs' order; ``on_outcome`` is called as
+    each one finishes. ``executor="local"``: in order here when ``workers == 1``, else in a
+    pool of that many processes. ``executor="ray"``: as Ray tasks of ``chunk`` jobs each on the
+    cluster at ``address`` (see :func:`groklab.sweeps.ray_executor.execute_ray`; ``workers``
+    does not apply, the cluster's CPUs set the parallelism). Needs ``groklab[ray]``."""
+    if executor not in EXECUTORS:
+        raise GroklabError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if chunk is not None and chunk < 1:
+        raise GroklabError(f"a chunk holds at least one job (got {chunk})")
+    if executor == "ray":
+        from groklab.sweeps.ray_executor import import_ray
+
+        import_ray()  # before the progress bar: a missing Ray is a one-line error, nothing else
     jobs = list(jobs)
     bar = None
     if progress:
@@ -92,19 +111,23 @@ def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, descr
         if on_outcome:
             on_outcome(outcome)
         if bar:
-            bar.update()
             bar.set_postfix_str(f"{sum(o.status != 'failed' for o in outcomes.values())} ok, "
                                 f"{sum(o.status == 'failed' for o in outcomes.values())} failed", refresh=False)
+            bar.update()
 
     try:
-        if workers <= 1 or len(jobs) <= 1:
+        if executor == "ray":
+            from groklab.sweeps.ray_executor import execute_ray
+
+            execute_ray(jobs, finished, address=address, chunk=chunk)
+        elif workers <= 1 or len(jobs) <= 1:
             for i, job in enumerate(jobs):
                 finished(i, run_job(job))
         else:
             context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
             # A spawned worker starts bare: it imports the modules that registered extensions here,
             # so configs naming their tasks, models, metrics or interventions validate there too.
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_import_modules,
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=import_modules,
                                      initargs=(extension_modules(),)) as pool:
                 futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
                 for future in as_completed(futures):
