@@ -80,9 +80,10 @@ def _connect(ray, address: Optional[str]) -> bool:
 def execute_ray(jobs: Sequence[Job], finished: Callable[[int, Outcome], Any], address: Optional[str] = None,
                 chunk: Optional[int] = None) -> None:
     """Run ``jobs`` as chunked Ray tasks and call ``finished(index, outcome)`` for each job as
-    its outcome arrives (in completion order). ``address`` is a Ray cluster (``"auto"``,
-    ``"ray://host:10001"``, ...); ``None`` uses this process's Ray connection if it has one,
-    else ``RAY_ADDRESS``, else a local instance started for this call and stopped after it.
+    its outcome arrives (in completion order). A process already connected to Ray (``ray.init``
+    called before) uses that connection; else ``address`` is the cluster to reach (``"auto"``,
+    ``"ray://host:10001"``, ...) and ``None`` means ``RAY_ADDRESS`` or else a local instance,
+    started for this call and stopped after it.
     ``chunk`` is the number of jobs per task (default: :func:`chunk_size`). A chunk whose
     worker dies marks its unfinished jobs ``failed`` with the error; the rest go on."""
     ray = import_ray()

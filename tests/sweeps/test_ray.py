@@ -76,7 +76,10 @@ def test_a_failing_point_or_a_dead_worker_is_recorded_not_raised(tmp_path, clust
     assert [p["status"] for p in doc["points"]] == ["failed", "failed"]
     assert "nowhere" in doc["points"][0]["error"] and "\n" not in doc["points"][0]["error"]
 
-    good = BASE.override("train.steps=10").to_json()
+    # a task registered here (an extension module): the chunk's worker imports its module first
+    from tests.extensions.test_toy_task import ToyParityConfig  # noqa: F401
+
+    good = BASE.override("task.name=toy-parity", "task.n=10", "train.steps=10").to_json()
     jobs = [Job(good, str(tmp_path / "a")), Job(good, str(tmp_path / "b"), runner=_dies), Job(good, str(tmp_path / "c"))]
     seen = []
     outcomes = execute(jobs, executor="ray", chunk=3, on_outcome=seen.append)
