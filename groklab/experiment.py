@@ -12,7 +12,7 @@ import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import pandas as pd
 import torch
@@ -24,9 +24,10 @@ from groklab.metrics.registry import check_metric_names
 from groklab.presets import load_preset
 from groklab.report.curves import plot_curves
 from groklab.store.rundir import RunDir, default_run_dir, prepare_run_dir
+from groklab.training.ensemble import Ensemble
 from groklab.training.loop import Trainer
 
-__all__ = ["Run", "run", "resume", "load", "as_config", "finish"]
+__all__ = ["Run", "run", "run_ensemble", "resume", "load", "as_config", "finish"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,43 @@ def run(
             shutil.rmtree(target, ignore_errors=True)
         raise
     return finish(trainer, trainer.fit(progress))
+
+
+def run_ensemble(
+    configs: Sequence[Union[Config, dict, str]],
+    outs: Sequence[Union[str, Path]],
+    overwrite: bool = False,
+    progress: bool = True,
+) -> list[Run]:
+    """Train ``configs`` as one batched model (:class:`~groklab.training.ensemble.Ensemble`):
+    they may differ only in seed, learning rate, weight decay, ``model.init_scale`` and
+    ``model.alpha``. Each member gets its own run directory ``outs[k]``, laid out as
+    :func:`run` writes it, with the same metrics as a solo run of its config (within float
+    tolerance); ``wall_seconds`` in each summary is the ensemble's."""
+    configs = [as_config(c) for c in configs]
+    if len(configs) != len(outs):
+        raise GroklabError(f"{len(configs)} configs but {len(outs)} output directories")
+    if len({str(Path(o).resolve()) for o in outs}) != len(outs):
+        raise GroklabError("ensemble members need distinct output directories")
+    trainers, made = [], []
+    try:
+        for config, out in zip(configs, outs):
+            check_metric_names(config.eval.metrics)
+            target = Path(out)
+            if not target.exists():
+                made.append(target)
+            run_dir = prepare_run_dir(target, overwrite)
+            trainers.append(Trainer.create(config, run_dir))
+        ensemble = Ensemble(trainers)  # refuses members that differ in more than it batches
+        for trainer in trainers:  # only once every member can start
+            trainer.run_dir.write_config(trainer.config)
+            _write_split(trainer, trainer.run_dir)
+    except BaseException:
+        for target in made:  # members that never started leave nothing behind
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    outcomes = ensemble.fit(progress)
+    return [finish(trainer, outcome) for trainer, outcome in zip(trainers, outcomes)]
 
 
 def resume(directory: Union[str, Path], progress: bool = True, steps: Optional[int] = None,

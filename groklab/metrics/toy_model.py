@@ -104,6 +104,8 @@ def top_eigenvector_alignment(M: torch.Tensor, beta: torch.Tensor) -> float:
         beta: (D,).
     """
     M = M.detach().to(torch.float64)
+    if not torch.isfinite(M).all():  # a diverged run: no eigenvectors to speak of
+        return float("nan")
     evals, evecs = torch.linalg.eigh(0.5 * (M + M.T))
     u1 = evecs[:, torch.argmax(evals.abs())]  # (D,)
     return float((u1 @ _unit(beta.detach().to(torch.float64))).abs())

@@ -39,7 +39,9 @@ class Lazy(nn.Module):
     def __init__(self, net: nn.Module, alpha: float, centre: bool):
         super().__init__()
         self.net = net
-        self.alpha = alpha
+        # A float64 buffer, so an ensemble can give each member its own alpha (stacked buffers);
+        # cast to the output's dtype it is exactly the float the multiplication always used.
+        self.register_buffer("alpha", torch.tensor(float(alpha), dtype=torch.float64))
         self.net_0 = frozen_copy(net) if centre else None
 
     # the model protocol (groklab.models.protocol) is the wrapped network's
@@ -61,7 +63,7 @@ class Lazy(nn.Module):
             with torch.no_grad():
                 out_0 = self.net_0(x)
             out = out - out_0
-        out = self.alpha * out
+        out = self.alpha.to(out.dtype) * out
         if cache is not None:
             cache["logits"] = out
         return out

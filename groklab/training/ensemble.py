@@ -1,0 +1,210 @@
+"""Ensembles: K runs that differ only in values that keep tensor shapes, trained as one
+batched model in one process.
+
+The members' parameters and buffers are stacked along a leading member dimension
+(``torch.func.stack_module_state``); one step computes every member's gradient on its own
+batch with ``vmap(grad(loss))`` over ``functional_call`` of one template module, and a
+functional optimiser (plain/momentum SGD, Adam, AdamW, as ``torch.optim`` defines them)
+updates all members at once with per-member learning rate and weight decay. Everything else
+(data, batch order, evaluation, scheduled metrics, run directory) stays each member's own
+:class:`~groklab.training.loop.Trainer`: at an evaluation the member's parameters are copied
+into its trainer's model, which records its row as a solo run would.
+
+What may differ between members (:data:`VARYING`): the seed (so the data split, batch order
+and initialisation), the learning rate, the weight decay, ``model.init_scale`` and
+``model.alpha`` (a buffer of the laziness wrapper) and the run name. Everything else must be
+equal (:func:`ensemble_key`); interventions and the linearised companion are not batched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Optional
+
+import torch
+from torch.func import functional_call, grad, stack_module_state, vmap
+
+from groklab.config import Config
+from groklab.errors import GroklabError
+from groklab.training.loop import Trainer
+
+__all__ = ["VARYING", "ensemble_key", "why_not_batched", "Ensemble"]
+
+VARYING = ("name", "seed", "optim.lr", "optim.weight_decay", "model.init_scale", "model.alpha")
+
+
+def why_not_batched(config: Config) -> Optional[str]:
+    """Why ``config`` cannot be an ensemble member (None if it can)."""
+    if any(block.on for block in config.interventions.blocks().values()):
+        return "interventions are not batched"
+    if config.linearized.on:
+        return "the linearised companion is not batched"
+    return None
+
+
+def ensemble_key(config: Config) -> str:
+    """Configs with equal keys can train as one ensemble: the config without :data:`VARYING`
+    (alpha enters as whether the laziness wrapper is there and centred)."""
+    data = json.loads(config.to_json())
+    for key in VARYING:
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node.pop(leaf, None)
+    wrapped = config.model.alpha != 1.0 or config.model.centred
+    data["model"]["laziness"] = [wrapped, config.model.centred]
+    data["optim"]["alpha_lr_scaling"] = None  # it only sets the learning rate, which may differ
+    return json.dumps(data, sort_keys=True)
+
+
+class Ensemble:
+    """The batched training state of ``trainers`` (fresh ones, at step 0, same ensemble key)."""
+
+    def __init__(self, trainers: list[Trainer]):
+        if len({ensemble_key(t.config) for t in trainers}) != 1:
+            raise GroklabError("ensemble members must differ only in " + ", ".join(VARYING))
+        for t in trainers:
+            reason = why_not_batched(t.config)
+            if reason:
+                raise GroklabError(f"{t.config.name}: cannot train in an ensemble: {reason}")
+        self.trainers = trainers
+        self.template = trainers[0].model
+        self.params, self.buffers = stack_module_state([t.model for t in trainers])  # (K, ...) each
+        self.params = {k: v.detach() for k, v in self.params.items()}
+        device = next(iter(self.params.values())).device
+        o = trainers[0].config.optim
+        self.kind, self.momentum, self.betas = o.name, o.momentum, o.betas
+        self.lr = torch.tensor([t.config.lr for t in trainers], dtype=torch.float64, device=device)
+        self.weight_decay = torch.tensor([t.config.optim.weight_decay for t in trainers], dtype=torch.float64,
+                                         device=device)
+        self.warmup = o.warmup_steps
+        self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in self.params}
+        self.step_count = 0
+        objective = trainers[0].objective
+
+        def loss(params, buffers, x, y):
+            return objective(functional_call(self.template, (params, buffers), (x,)), y)
+
+        self._grads = vmap(grad(loss))
+
+    def __len__(self) -> int:
+        return len(self.trainers)
+
+    def step(self) -> None:
+        """One optimiser update of every member on its own next batch."""
+        batches = [t.batches.next() for t in self.trainers]
+        x = torch.stack([b[0] for b in batches])  # (K, B, ...)
+        y = torch.stack([b[1] for b in batches])
+        grads = self._grads(self.params, self.buffers, x, y)
+        self._update(grads)
+        self.step_count += 1
+
+    @staticmethod
+    def _per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Per-member scalars (K,) (computed in float64, as torch.optim computes its Python
+        floats) shaped to broadcast against ``like`` (K, ...), in its dtype."""
+        return values.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+    @torch.no_grad()
+    def _update(self, grads: dict[str, torch.Tensor]) -> None:
+        # torch.optim's update rules (SGD, Adam, AdamW) batched over members, with the trainers'
+        # own warm-up factor (LambdaLR) for this step.
+        lr = self.lr * self.trainers[0].schedule.lr_lambdas[0](self.step_count)  # (K,) float64
+        t = self.step_count + 1
+        b1, b2 = self.betas
+        for name, p in self.params.items():
+            g, state = grads[name], self.state[name]
+            wd = self._per_member(self.weight_decay, p)
+            if self.kind in ("gd", "sgd"):
+                d = g + wd * p
+                if self.momentum:
+                    buf = state.get("momentum_buffer")
+                    d = state["momentum_buffer"] = d.clone() if buf is None else buf.mul_(self.momentum).add_(d)
+                p.sub_(self._per_member(lr, p) * d)
+                continue
+            if self.kind == "adamw":
+                p.mul_(self._per_member(1 - lr * self.weight_decay, p))
+            else:
+                g = g + wd * p
+            m = state.setdefault("exp_avg", torch.zeros_like(p)).lerp_(g, 1 - b1)
+            v = state.setdefault("exp_avg_sq", torch.zeros_like(p)).mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(1e-8)
+            p.sub_(self._per_member(lr / (1 - b1**t), p) * (m / denom))
+
+    @torch.no_grad()
+    def write_back(self, k: int) -> None:
+        """Copy member ``k``'s parameters and buffers into its trainer's model."""
+        named = dict(self.trainers[k].model.named_parameters()) | dict(self.trainers[k].model.named_buffers())
+        for name, value in (self.params | self.buffers).items():
+            named[name].copy_(value[k])
+        self.trainers[k].step = self.step_count
+
+    @torch.no_grad()
+    def hand_over_optimizer(self, k: int) -> None:
+        """Put member ``k``'s optimiser state into its trainer's ``torch.optim`` optimiser and
+        schedule, as a solo run of as many steps would hold them (its checkpoint resumes)."""
+        trainer = self.trainers[k]
+        named = dict(trainer.model.named_parameters())
+        for name, slots in self.state.items():
+            p = named[name]
+            state = {key: value[k].clone() for key, value in slots.items()}
+            if self.kind in ("adam", "adamw"):
+                state["step"] = torch.tensor(float(self.step_count))
+            if state:
+                trainer.optimizer.state[p] = state
+        schedule = trainer.schedule.state_dict()
+        schedule.update(last_epoch=self.step_count, _step_count=self.step_count + 1)
+        trainer.schedule.load_state_dict(schedule)
+        factor = trainer.schedule.lr_lambdas[0](self.step_count)
+        for group, base in zip(trainer.optimizer.param_groups, trainer.schedule.base_lrs):
+            group["lr"] = base * factor
+        trainer.schedule._last_lr = [g["lr"] for g in trainer.optimizer.param_groups]
+
+    def fit(self, progress: bool = True) -> list[dict]:
+        """Train every member to ``train.steps`` (or its own early stop or divergence), recording
+        its rows and checkpoints exactly where a solo run would; returns each member's outcome
+        as :meth:`Trainer.fit` does. ``wall_seconds`` is the ensemble's time when the member
+        finished (the members share it)."""
+        from tqdm.auto import tqdm
+
+        t = self.trainers[0].config.train
+        started = time.perf_counter()
+        outcomes: list[Optional[dict]] = [None] * len(self)
+        held = [0] * len(self)
+        diverged: list[Optional[int]] = [None] * len(self)
+        bar = tqdm(total=t.steps, unit="step", disable=not progress, dynamic_ncols=True, leave=True,
+                   desc=f"ensemble of {len(self)}")
+        while True:
+            s = self.step_count
+            evaluate = s % t.eval_every == 0 or s == t.steps
+            due_save = bool(t.checkpoint_every) and s % t.checkpoint_every == 0 and s > 0
+            for k, trainer in enumerate(self.trainers):
+                if outcomes[k] is not None or not (evaluate or due_save):
+                    continue
+                self.write_back(k)
+                stopped = False
+                if evaluate:
+                    row = trainer.record()
+                    if t.stop_at_test_acc is not None:
+                        held[k] = held[k] + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
+                        stopped = held[k] >= t.stop_patience
+                        if stopped and s < t.steps:
+                            trainer.complete_last_row()
+                    if diverged[k] is None and not math.isfinite(row["train_loss"]):
+                        diverged[k] = s
+                at_end = s >= t.steps or stopped or (t.on_divergence == "stop" and diverged[k] is not None)
+                if at_end or due_save:
+                    self.hand_over_optimizer(k)
+                    trainer.save(time.perf_counter() - started)
+                if at_end:
+                    outcomes[k] = {"wall_seconds": time.perf_counter() - started, "stopped_early": stopped,
+                                   "diverged_step": diverged[k]}
+            if all(o is not None for o in outcomes):
+                break
+            self.step()
+            bar.update(1)
+        bar.close()
+        return outcomes
