@@ -254,8 +254,8 @@ def _data_forward(omega: np.ndarray, z: np.ndarray, Rth: np.ndarray, lam: np.nda
 
 
 def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.ndarray, lam: np.ndarray, *,
-                    alpha: float, eps: float, T: int, prev: Optional[np.ndarray] = None,
-                    full: Optional[tuple] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    alpha: float, eps: float, T: int, prev: Optional[np.ndarray] = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monte Carlo ``R_l(k,s) / p = E[d l(k) / d h(s)]`` and ``R_z(k) / p = E[d l(k) / d z]``.
 
     Forward-mode differentiation of the data process per sample: with ``q = 1 + eps h``,
@@ -264,8 +264,6 @@ def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.nda
     ``dh(k) = de(k) - sum_{s<k} lam_s R_th(k,s) dl(s)``. Costs ``O(T^3 N^3)`` per sample.
 
     ``prev``: the per-sample Jacobian ``G`` of an earlier call whose times are reused.
-    ``full``: ``(h, Delta, z)`` of all the draws (``h``, ``Delta``, ``z`` being the first of them):
-    the local terms are then averaged over all of them (less noise, same expectation).
 
     Returns R_l (T, T, N, N), R_z (T, N) (without the factor p) and the Jacobian ``G``.
     """
@@ -300,22 +298,6 @@ def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.nda
     mean = G.mean(0)  # (ncol, T N)
     Rz = mean[0].reshape(T, N).copy()
     Rl = mean[1:].reshape(T, N, T, N).transpose(2, 0, 3, 1).copy()  # [k, s, a, b] = d l_a(k) / d e_b(s)
-    if full is not None:
-        # The local parts (s = k, the reference at s = 0, the direct z term) are plain averages of
-        # the samples: take them over all the draws, not only the Jacobian subset. R_z is the
-        # drive along beta that the escape from the saddle amplifies, so its noise matters most.
-        hf, Df, zf = full
-        qf = 1.0 + eps * hf[:, :T]
-        for k in range(T):
-            if k == 0:
-                loc, loc_f = Dk[:, 0].mean(0), eps * Df[:, 0].mean() * eye
-            else:
-                loc = Dk[:, k].mean(0)
-                loc_f = eps * Df[:, k].mean() * eye + (alpha / N) * (qf[:, k].T @ qf[:, k]) / len(qf)
-                ref, ref_f = D0[:, k].mean(0), -(alpha / N) * (qf[:, k].T @ qf[:, 0]) / len(qf)
-                Rl[k, 0] += ref_f - ref
-            Rl[k, k] += loc_f - loc
-            Rz[k] += (-zf[:, None] * qf[:, k]).mean(0) - dz[:, k].mean(0)
     return Rl, Rz, G
 
 
@@ -436,7 +418,7 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         Cl = p * np.einsum("mka,msb->kasb", l[:, :K], l[:, :K]) / samples
         r = response_samples
         Rl, Rz, G = _data_responses(h[:r], Delta[:r], z[:r], Rth, lam[:K], T=K,
-                                    prev=None if cache is None else cache["G"], full=(h, Delta, z), **kw)
+                                    prev=None if cache is None else cache["G"], **kw)
         return (Rl * p, Rz * p, Cl), dict(fwd=fwd, G=G)
 
     def residual(new, old):  # relative Frobenius change, the largest over the three
