@@ -68,14 +68,11 @@ def run(
     is an error unless ``overwrite`` (and then only if it is a groklab run directory).
     """
     config = as_config(config)
-    check_metric_names(config.eval.metrics)
     target = Path(out or default_run_dir(config.name))
     fresh = not target.exists()
-    run_dir = prepare_run_dir(target, overwrite)
     try:
-        trainer = Trainer.create(config, run_dir)  # data, model, device: everything that can refuse
-        run_dir.write_config(config)  # only once the run can start
-        _write_split(trainer, run_dir)
+        trainer = _trainer(config, target, overwrite)
+        _write_start(trainer)  # only once the run can start
     except BaseException:
         if fresh:  # a run that never started leaves nothing behind to block the corrected command
             shutil.rmtree(target, ignore_errors=True)
@@ -102,16 +99,13 @@ def run_ensemble(
     trainers, made = [], []
     try:
         for config, out in zip(configs, outs):
-            check_metric_names(config.eval.metrics)
             target = Path(out)
             if not target.exists():
                 made.append(target)
-            run_dir = prepare_run_dir(target, overwrite)
-            trainers.append(Trainer.create(config, run_dir))
+            trainers.append(_trainer(config, target, overwrite))
         ensemble = Ensemble(trainers)  # refuses members that differ in more than it batches
         for trainer in trainers:  # only once every member can start
-            trainer.run_dir.write_config(trainer.config)
-            _write_split(trainer, trainer.run_dir)
+            _write_start(trainer)
     except BaseException:
         for target in made:  # members that never started leave nothing behind
             shutil.rmtree(target, ignore_errors=True)
@@ -149,9 +143,19 @@ def load(directory: Union[str, Path]) -> Run:
     return Run(run_dir.path, run_dir.read_config(), run_dir.read_metrics(), run_dir.read_summary())
 
 
-def _write_split(trainer: Trainer, run_dir: RunDir) -> None:
-    table, data = trainer.data.table, trainer.data
-    if table is None:  # not a binary-operation task: the split is a function of (config, seed)
+def _trainer(config: Config, target: Path, overwrite: bool) -> Trainer:
+    """The trainer of a run into ``target``: data, model, device, everything that can refuse
+    (nothing is written into the directory yet)."""
+    check_metric_names(config.eval.metrics)
+    return Trainer.create(config, prepare_run_dir(target, overwrite))
+
+
+def _write_start(trainer: Trainer) -> None:
+    """``config.json`` and, for a binary-operation task, ``split.parquet`` (the split is
+    otherwise a function of (config, seed))."""
+    run_dir, data, table = trainer.run_dir, trainer.data, trainer.data.table
+    run_dir.write_config(trainer.config)
+    if table is None:
         return
     is_train = torch.zeros(len(table), dtype=torch.bool)
     is_train[data.train_idx] = True

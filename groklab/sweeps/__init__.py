@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Union
 
 from groklab.config import Config
 from groklab.errors import GroklabError
-from groklab.sweeps.executor import EXECUTORS, Job, Outcome, execute
+from groklab.sweeps.executor import Job, Outcome, check_executor, execute
 from groklab.sweeps.grid import grid_from_file, grid_points, parse_grid, point_name
 
 __all__ = ["sweep", "parse_grid", "grid_from_file", "read_sweep", "point_state"]
@@ -64,12 +64,7 @@ def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], worke
     ``executor="ray"`` sends chunks of ``chunk`` points (default: about two chunks per cluster
     CPU) to the Ray cluster at ``address`` (default: the connected one, ``RAY_ADDRESS``, or a
     local instance started for this sweep). Both write the same directories and sweep.json."""
-    if executor not in EXECUTORS:
-        raise GroklabError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    if executor == "ray":
-        from groklab.sweeps.ray_executor import import_ray
-
-        import_ray()  # a missing Ray is refused before the sweep directory is made
+    check_executor(executor, chunk)  # refused before the sweep directory is made
     if not grid:
         raise GroklabError("a sweep needs at least one --grid key=values")
     out = Path(out)

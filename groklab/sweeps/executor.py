@@ -12,9 +12,22 @@ from typing import Any, Callable, Iterable, Optional
 
 from groklab.errors import GroklabError
 
-__all__ = ["Job", "Outcome", "execute", "extension_modules", "import_modules", "run_job", "EXECUTORS"]
+__all__ = ["Job", "Outcome", "execute", "check_executor", "extension_modules", "import_modules", "run_job", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
+
+
+def check_executor(executor: str, chunk: Optional[int] = None) -> None:
+    """A one-line :class:`GroklabError` for an unknown executor, a chunk below one job, or the
+    Ray executor without Ray installed, before anything runs or is written."""
+    if executor not in EXECUTORS:
+        raise GroklabError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if chunk is not None and chunk < 1:
+        raise GroklabError(f"a chunk holds at least one job (got {chunk})")
+    if executor == "ray":
+        from groklab.sweeps.ray_executor import import_ray
+
+        import_ray()
 
 
 def extension_modules() -> tuple[str, ...]:
@@ -90,14 +103,7 @@ def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, descr
     pool of that many processes. ``executor="ray"``: as Ray tasks of ``chunk`` jobs each on the
     cluster at ``address`` (see :func:`groklab.sweeps.ray_executor.execute_ray`; ``workers``
     does not apply, the cluster's CPUs set the parallelism). Needs ``groklab[ray]``."""
-    if executor not in EXECUTORS:
-        raise GroklabError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    if chunk is not None and chunk < 1:
-        raise GroklabError(f"a chunk holds at least one job (got {chunk})")
-    if executor == "ray":
-        from groklab.sweeps.ray_executor import import_ray
-
-        import_ray()  # before the progress bar: a missing Ray is a one-line error, nothing else
+    check_executor(executor, chunk)  # before the progress bar: a one-line error, nothing else
     jobs = list(jobs)
     bar = None
     if progress:

@@ -28,7 +28,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 
 from groklab.config import Config
 from groklab.errors import GroklabError
-from groklab.training.loop import Trainer
+from groklab.training.loop import Stopping, Trainer
 
 __all__ = ["VARYING", "ensemble_key", "why_not_batched", "Ensemble"]
 
@@ -80,7 +80,6 @@ class Ensemble:
         self.lr = torch.tensor([t.config.lr for t in trainers], dtype=torch.float64, device=device)
         self.weight_decay = torch.tensor([t.config.optim.weight_decay for t in trainers], dtype=torch.float64,
                                          device=device)
-        self.warmup = o.warmup_steps
         self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in self.params}
         self.step_count = 0
         objective = trainers[0].objective
@@ -173,8 +172,7 @@ class Ensemble:
         t = self.trainers[0].config.train
         started = time.perf_counter()
         outcomes: list[Optional[dict]] = [None] * len(self)
-        held = [0] * len(self)
-        diverged: list[Optional[int]] = [None] * len(self)
+        stops = [Stopping.after(t, []) for _ in self.trainers]
         bar = tqdm(total=t.steps, unit="step", disable=not progress, dynamic_ncols=True, leave=True,
                    desc=f"ensemble of {len(self)}")
         while True:
@@ -185,23 +183,14 @@ class Ensemble:
                 if outcomes[k] is not None or not (evaluate or due_save):
                     continue
                 self.write_back(k)
-                stopped = False
                 if evaluate:
-                    row = trainer.record()
-                    if t.stop_at_test_acc is not None:
-                        held[k] = held[k] + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
-                        stopped = held[k] >= t.stop_patience
-                        if stopped and s < t.steps:
-                            trainer.complete_last_row()
-                    if diverged[k] is None and not math.isfinite(row["train_loss"]):
-                        diverged[k] = s
-                at_end = s >= t.steps or stopped or (t.on_divergence == "stop" and diverged[k] is not None)
+                    trainer.evaluate_and_check(stops[k])
+                at_end = stops[k].at_end(s)
                 if at_end or due_save:
                     self.hand_over_optimizer(k)
                     trainer.save(time.perf_counter() - started)
                 if at_end:
-                    outcomes[k] = {"wall_seconds": time.perf_counter() - started, "stopped_early": stopped,
-                                   "diverged_step": diverged[k]}
+                    outcomes[k] = stops[k].outcome(time.perf_counter() - started)
             if all(o is not None for o in outcomes):
                 break
             self.step()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from groklab.config import Config
+from groklab.config import Config, TrainConfig
 from groklab.errors import GroklabError, RunInterrupted
 from groklab.interventions import NO_INTERVENTIONS, Interventions, build_interventions
 from groklab.metrics import geometry
@@ -35,7 +35,7 @@ from groklab.store.rundir import RunDir
 from groklab.tasks import TaskData, build_task
 from groklab.training.batches import Batches
 
-__all__ = ["Trainer", "resolve_device", "train_step", "evaluate"]
+__all__ = ["Trainer", "Stopping", "resolve_device", "train_step", "evaluate"]
 
 CORE_COLUMNS = ("step", "train_loss", "test_loss", "train_acc", "test_acc", "weight_norm")
 # Between checkpoints metrics.parquet is rewritten at most this often, so a live run can be
@@ -251,10 +251,7 @@ class Trainer:
         t = self.config.train
         started = time.perf_counter()
         resumed = bool(self.rows)
-        held = _held_evaluations(self.rows, t.stop_at_test_acc)
-        stopped_early = t.stop_at_test_acc is not None and held >= t.stop_patience
-        diverged_step = _diverged_step(self.rows)
-        halt = lambda: t.on_divergence == "stop" and diverged_step is not None  # noqa: E731
+        stop = Stopping.after(t, self.rows)
         bar = tqdm(total=t.steps, initial=self.step, unit="step", disable=not progress, dynamic_ncols=True, leave=True)
         flushed = started
         with _CtrlC() as ctrl_c:
@@ -264,19 +261,12 @@ class Trainer:
                 fresh_step = not resumed
                 resumed = False
                 if fresh_step and (self.step % t.eval_every == 0 or self.step == t.steps):
-                    row = self.record()
+                    row = self.evaluate_and_check(stop)
                     bar.set_postfix_str(_progress_text(row), refresh=False)
-                    if t.stop_at_test_acc is not None:
-                        held = held + 1 if row["test_acc"] >= t.stop_at_test_acc else 0
-                        stopped_early = held >= t.stop_patience
-                        if stopped_early and self.step < t.steps:
-                            self.complete_last_row()
-                    if diverged_step is None and not math.isfinite(row["train_loss"]):
-                        diverged_step = self.step
                     if time.perf_counter() - flushed > METRICS_FLUSH_SECONDS:
                         self.run_dir.write_metrics(self.rows)
                         flushed = time.perf_counter()
-                at_end = self.step >= t.steps or stopped_early or halt()
+                at_end = stop.at_end(self.step)
                 due_save = t.checkpoint_every and self.step % t.checkpoint_every == 0 and self.step > 0
                 if fresh_step and (at_end or due_save):
                     self.save(self.elapsed + time.perf_counter() - started)
@@ -291,8 +281,53 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
         bar.close()
-        return {"wall_seconds": self.elapsed + time.perf_counter() - started, "stopped_early": stopped_early,
-                "diverged_step": diverged_step}
+        return stop.outcome(self.elapsed + time.perf_counter() - started)
+
+    def evaluate_and_check(self, stop: "Stopping") -> dict[str, float]:
+        """:meth:`record` this step and let ``stop`` see the row; a run that stops early here
+        gets the scheduled metrics of a last step (:meth:`complete_last_row`)."""
+        row = self.record()
+        stop.observe(row, self.step)
+        if stop.stopped_early and self.step < self.config.train.steps:
+            self.complete_last_row()
+        return row
+
+
+@dataclass
+class Stopping:
+    """When a run ends before ``train.steps``: test accuracy held at ``train.stop_at_test_acc``
+    for ``train.stop_patience`` evaluations, or (with ``train.on_divergence='stop'``) a training
+    loss that became NaN or infinite. Fed every evaluated row; built from the rows a resumed run
+    already has."""
+
+    train: TrainConfig
+    held: int = 0
+    stopped_early: bool = False
+    diverged_step: Optional[int] = None
+
+    @classmethod
+    def after(cls, train: TrainConfig, rows: list[dict[str, float]]) -> "Stopping":
+        """The state after ``rows`` (empty for a fresh run)."""
+        held = _held_evaluations(rows, train.stop_at_test_acc)
+        return cls(train, held, train.stop_at_test_acc is not None and held >= train.stop_patience,
+                   _diverged_step(rows))
+
+    def observe(self, row: dict[str, float], step: int) -> None:
+        """Take the row evaluated at ``step`` into account."""
+        if self.train.stop_at_test_acc is not None:
+            self.held = self.held + 1 if row["test_acc"] >= self.train.stop_at_test_acc else 0
+            self.stopped_early = self.held >= self.train.stop_patience
+        if self.diverged_step is None and not math.isfinite(row["train_loss"]):
+            self.diverged_step = step
+
+    def at_end(self, step: int) -> bool:
+        """Whether the run ends at ``step``."""
+        halted = self.train.on_divergence == "stop" and self.diverged_step is not None
+        return step >= self.train.steps or self.stopped_early or halted
+
+    def outcome(self, wall_seconds: float) -> dict[str, Any]:
+        """What :meth:`Trainer.fit` returns."""
+        return {"wall_seconds": wall_seconds, "stopped_early": self.stopped_early, "diverged_step": self.diverged_step}
 
 
 class _CtrlC:
