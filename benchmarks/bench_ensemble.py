@@ -4,8 +4,9 @@
     python benchmarks/bench_ensemble.py [--presets mlp-add poly] [--members 1 4 16] [--steps 30] [--threads 1]
 
 Only the training steps are timed (evaluation, metrics and files are the same work either
-way). Each member is its preset with its own seed. Prints a table and writes
-benchmarks/results/ensemble.json.
+way). Each member is its preset with its own seed. Both sides run with the allocator setting
+an ensemble turns on (``keep_freed_memory``), set before anything is measured, so the ratio is
+batching alone. Prints a table and writes benchmarks/results/ensemble.json.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 import groklab
 from groklab.store.rundir import RunDir
-from groklab.training.ensemble import Ensemble
+from groklab.training.ensemble import Ensemble, keep_freed_memory
 from groklab.training.loop import Trainer, train_step
 
 
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # process-wide: the sequential side gets it too
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets:

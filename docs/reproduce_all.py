@@ -1,7 +1,7 @@
 """Run many recipes at once, each in its own process, and collect their verdicts.
 
     python docs/reproduce_all.py quick OUT_DIR [NAME ...] [--parallel 4] [--jobs 2] [--timeout 900]
-    python docs/reproduce_all.py full OUT_DIR [NAME ...] [--set key=value ...] [--seeds N] [--reuse]
+    python docs/reproduce_all.py full OUT_DIR [NAME ...] [--set key=value ...] [--seeds N] [--reuse] [--pack K]
 
 With no NAME, every recipe. Each recipe runs as ``groklab reproduce NAME [--quick] --jobs J
 --out OUT_DIR/NAME`` (``--parallel`` recipes at a time, so up to parallel x jobs training
@@ -33,6 +33,8 @@ def run_one(name: str, args) -> tuple[str, str, float]:
         cmd += ["--seeds", args.seeds]
     if args.reuse:
         cmd.append("--reuse")
+    if args.pack > 1:
+        cmd += ["--pack", str(args.pack)]
     started = time.perf_counter()
     with open(Path(args.out) / f"{name}.log", "w") as log:
         try:
@@ -56,6 +58,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--seeds")
     parser.add_argument("--reuse", action="store_true", help="judge finished runs already in OUT_DIR again")
+    parser.add_argument("--pack", type=int, default=1, help="train up to K compatible runs as one ensemble")
     args = parser.parse_args()
     from groklab.recipes import list_recipes
 

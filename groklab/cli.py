@@ -64,6 +64,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override a config key in every run of the recipe (treatment and control)")
     rep.add_argument("--seeds", help="seeds to run instead of the recipe's: a count N (0..N-1) or a list 0,3,7")
     rep.add_argument("--jobs", type=int, default=1, help="train this many runs at once in worker processes")
+    rep.add_argument("--pack", type=int, default=1,
+                     help="train up to this many runs that differ only in seed, lr, weight decay, init scale or alpha "
+                          "as one batched model (an ensemble); 1 = every run alone (default)")
     rep.add_argument("--reuse", action="store_true",
                      help="read finished runs of the same config in --out instead of retraining (restart a killed "
                           "reproduction, or judge earlier runs with this code)")
@@ -82,7 +85,11 @@ def _build_parser() -> argparse.ArgumentParser:
                          "'groklab[ray]'; --out must be on storage every node sees)")
     sw.add_argument("--address", help="ray: the cluster to use, e.g. auto or ray://HEAD:10001 (default: RAY_ADDRESS, "
                                       "else a local Ray instance)")
-    sw.add_argument("--chunk", type=int, help="ray: points per Ray task (default: about two tasks per cluster CPU)")
+    sw.add_argument("--chunk", type=int, help="ray: packs of points per Ray task (default: about two tasks per "
+                                              "cluster CPU)")
+    sw.add_argument("--pack", type=int, default=1,
+                    help="train up to this many points that differ only in seed, lr, weight decay, init scale or "
+                         "alpha as one batched model (an ensemble); 1 = every point alone (default)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rn = sub.add_parser("runs", help="list the runs under a folder, or query them with SQL (DuckDB)")
@@ -276,8 +283,11 @@ def _cmd_reproduce(args) -> int:
         raise GroklabError("name a recipe (see 'groklab reproduce --list')")
     if args.jobs < 1:
         raise GroklabError(f"--jobs must be at least 1 (got {args.jobs})")
+    if args.pack < 1:
+        raise GroklabError(f"--pack must be at least 1 (got {args.pack})")
     verdict = reproduce(args.name, out=args.out, quick=args.quick, overwrite=args.overwrite, progress=not args.no_progress,
-                        overrides=args.overrides, seeds=_parse_seeds(args.seeds), jobs=args.jobs, reuse=args.reuse)
+                        overrides=args.overrides, seeds=_parse_seeds(args.seeds), jobs=args.jobs, reuse=args.reuse,
+                        pack=args.pack)
     status = "SUPPORTED" if verdict["supported"] else "NOT SUPPORTED"
     print(f"\n{verdict['recipe']}: {status}\n  claim: {verdict['claim']}")
     for part in ("treatment", "control"):
@@ -320,7 +330,7 @@ def _cmd_sweep(args) -> int:
     base = groklab.load_preset(args.preset or groklab.DEFAULT_PRESET).override(*args.overrides)
     out = args.out or f"runs/sweep-{args.preset or groklab.DEFAULT_PRESET}-{time.strftime('%Y%m%d-%H%M%S')}"
     document = sweep(base, grid, out, workers=args.jobs, progress=not args.no_progress, executor=args.executor,
-                     address=args.address, chunk=args.chunk)
+                     address=args.address, chunk=args.chunk, pack=args.pack)
     counts = {s: sum(p["status"] == s for p in document["points"]) for s in ("done", "diverged", "failed")}
     print(f"\nsweep {out}: {len(document['points'])} points: {counts['done']} done, {counts['diverged']} diverged, "
           f"{counts['failed']} failed")

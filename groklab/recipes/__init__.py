@@ -119,7 +119,7 @@ def _size_dir(out: Path, control: bool) -> Path:
 
 
 def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequence[str], seeds: Optional[Sequence[int]],
-                jobs: int, reuse: bool = False) -> tuple[dict[str, Any], Figure]:
+                jobs: int, reuse: bool = False, pack: int = 1) -> tuple[dict[str, Any], Figure]:
     """Run a :class:`~groklab.recipes.protocol.Design` (treatment, then control), judge it and
     return (verdict fields, figure)."""
     from groklab.recipes.protocol import code_version, judge_design, results_from_runs, run_all
@@ -138,7 +138,8 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
             for s in seeds:
                 plan.append((config.override(f"seed={s}"), _size_dir(ctx.out, is_control) / f"{arm.key}-seed{s}",
                              arm.runner))
-    runs, reused = run_all(plan, workers=max(1, jobs), progress=ctx.progress, description=entry.name, reuse=reuse)
+    runs, reused = run_all(plan, workers=max(1, jobs), progress=ctx.progress, description=entry.name, reuse=reuse,
+                           pack=pack)
     ctx.runs.extend(r.dir for r in runs)
     per_condition = len(design.arms) * len(seeds)
     tables = []
@@ -175,20 +176,24 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
         "notes": " ".join(notes),
         "commit": code_version(),
         "reused_runs": reused,  # finished runs read back (--reuse) rather than trained in this call
+        "pack": pack,  # up to this many compatible runs trained as one ensemble
     }
     return fields, _figure_for(design, results, control, entry.name, entry.claim)
 
 
 def reproduce(name: str, out: Optional[Union[str, Path]] = None, quick: bool = False, overwrite: bool = False,
               progress: bool = True, overrides: Sequence[str] = (), seeds: Optional[Sequence[int]] = None,
-              jobs: int = 1, reuse: bool = False) -> dict[str, Any]:
+              jobs: int = 1, reuse: bool = False, pack: int = 1) -> dict[str, Any]:
     """Run recipe ``name``; write ``<out>/<name>.png`` and ``<out>/verdict.json``; return the verdict.
 
     ``overrides`` (``key=value``) apply to every run of the recipe, treatment and control, so a
     variant is one command; ``seeds`` replaces the recipe's seeds; ``jobs`` trains that many
     runs at once in worker processes (one torch thread each); ``reuse`` reads run directories
     under ``out`` that already hold a finished run of the same config instead of retraining
-    (restart after a kill, or judge old runs with the current code)."""
+    (restart after a kill, or judge old runs with the current code); ``pack`` trains up to that
+    many runs that differ only in seed, lr, weight decay, init scale or alpha as one ensemble
+    (:mod:`groklab.training.ensemble`: the same numbers within float tolerance, faster for small
+    full-batch models)."""
     _load_all()
     if name not in RECIPES:
         raise GroklabError(f"unknown recipe '{name}'; see 'groklab reproduce --list' ({', '.join(sorted(RECIPES))})")
@@ -207,7 +212,7 @@ def reproduce(name: str, out: Optional[Union[str, Path]] = None, quick: bool = F
             raise GroklabError(f"recipe '{name}' does not take --set or --seeds yet")
         fields, figure = {"measured": made.measured, "supported": bool(made.supported), "notes": made.notes}, made.figure
     else:
-        fields, figure = _run_design(entry, made, ctx, overrides, seeds, jobs, reuse)
+        fields, figure = _run_design(entry, made, ctx, overrides, seeds, jobs, reuse, pack)
     figure_path = out / f"{name}.png"
     figure.savefig(figure_path, dpi=110, bbox_inches="tight")
     document = {

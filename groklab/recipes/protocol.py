@@ -268,14 +268,16 @@ def most_seeds(sample: Sample, predicate: Callable[[float], bool], name: str, wh
 
 # ----------------------------------------------------------------------------- running a design
 def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: int = 1, progress: bool = False,
-            description: str = "runs", reuse: bool = False) -> tuple[list[Any], int]:
+            description: str = "runs", reuse: bool = False, pack: int = 1) -> tuple[list[Any], int]:
     """Train every ``(config, out, runner)``; return the loaded runs in order and how many of
     the distinct runs were read back (``reuse``) rather than trained. Identical
     jobs run once (a control that changes nothing for some arm costs nothing). With
     ``workers > 1`` runs go to that many processes, one torch thread each. With ``reuse``, a
     directory that already holds a finished run of the same config is read, not retrained
     (a killed reproduction restarts where it stopped; a verdict can be judged again by newer
-    code). A run that fails raises :class:`GroklabError` naming it: a verdict needs every run."""
+    code). ``pack``: up to that many compatible runs train as one ensemble
+    (:func:`groklab.sweeps.executor.pack_jobs`). A run that fails raises :class:`GroklabError`
+    naming it: a verdict needs every run."""
     from groklab.experiment import load
     from groklab.sweeps import point_state
     from groklab.sweeps.executor import Job, execute
@@ -291,7 +293,7 @@ def run_all(jobs: Sequence[tuple[Config, Path, Optional[Callable]]], workers: in
                 first[key] = Job("", str(out))  # nothing to do: read it back below
         keys.append(key)
     todo = [job for job in first.values() if job.config_json]
-    outcomes = execute(todo, workers=workers, progress=progress, description=description)
+    outcomes = execute(todo, workers=workers, progress=progress, description=description, pack=pack)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         raise GroklabError(f"{len(failed)} run(s) failed, first {failed[0].out}: {failed[0].error}")

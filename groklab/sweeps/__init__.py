@@ -6,8 +6,10 @@ every point with its overrides, directory and status (``done``, ``diverged``, ``
 with its error, or ``pending``). Restarted after a kill, a sweep skips the points that are
 complete, resumes those that left a checkpoint, and runs the rest; a failing point is
 recorded and the sweep goes on. ``--jobs N`` trains N points at once in worker processes;
+``--pack K`` trains up to K points that differ only in what an ensemble batches (seed,
+learning rate, weight decay, init scale, alpha) as one batched model;
 ``--executor ray [--address ADDR] [--chunk N]`` sends them to a Ray cluster in chunks of N
-points per task (``pip install groklab[ray]``), writing the same directories (which must be on
+packs per task (``pip install groklab[ray]``), writing the same directories (which must be on
 storage every node sees).
 """
 
@@ -56,15 +58,17 @@ def point_state(directory: Path, config: Config) -> str:
 
 def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], workers: int = 1,
           progress: bool = True, executor: str = "local", address: Optional[str] = None,
-          chunk: Optional[int] = None) -> dict[str, Any]:
+          chunk: Optional[int] = None, pack: int = 1) -> dict[str, Any]:
     """Run ``base`` at every point of ``grid`` into ``out``; returns the sweep document (also
     written to ``out/sweep.json``). Every point's config is validated before anything runs.
 
     ``executor="local"`` trains ``workers`` points at once in worker processes;
     ``executor="ray"`` sends chunks of ``chunk`` points (default: about two chunks per cluster
     CPU) to the Ray cluster at ``address`` (default: the connected one, ``RAY_ADDRESS``, or a
-    local instance started for this sweep). Both write the same directories and sweep.json."""
-    check_executor(executor, chunk)  # refused before the sweep directory is made
+    local instance started for this sweep). Both write the same directories and sweep.json.
+    ``pack``: train up to that many fresh compatible points as one ensemble
+    (:func:`groklab.sweeps.executor.pack_jobs`); resumed points always train alone."""
+    check_executor(executor, chunk, pack)  # refused before the sweep directory is made
     if not grid:
         raise GroklabError("a sweep needs at least one --grid key=values")
     out = Path(out)
@@ -112,7 +116,7 @@ def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], worke
     jobs = [Job(config.to_json(), str(out / name), resume=states[name] == "resumable")
             for _, config, name in points if states[name] != "complete"]
     execute(jobs, workers=workers, progress=progress, description=f"sweep {out.name}", on_outcome=record,
-            executor=executor, address=address, chunk=chunk)
+            executor=executor, address=address, chunk=chunk, pack=pack)
     return document
 
 

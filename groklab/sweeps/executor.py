@@ -1,6 +1,11 @@
 """Train many configs: in this process, in a pool of worker processes (one torch thread
 each), or on a Ray cluster in chunks (:mod:`groklab.sweeps.ray_executor`, imported only
-then), with one progress bar. A point that fails is recorded with its error, not raised."""
+then), with one progress bar. A point that fails is recorded with its error, not raised.
+
+With ``pack=K`` the fresh jobs whose configs differ only in what an ensemble batches (seed,
+learning rate, weight decay, init scale, alpha: :mod:`groklab.training.ensemble`) train K at
+a time as one batched model; the unit of work is then a *pack* (a list of jobs), and a
+lone job is a pack of one."""
 
 from __future__ import annotations
 
@@ -8,22 +13,25 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from groklab.errors import GroklabError
 
-__all__ = ["Job", "Outcome", "execute", "check_executor", "extension_modules", "import_modules", "run_job", "EXECUTORS"]
+__all__ = ["Job", "Outcome", "execute", "check_executor", "extension_modules", "import_modules", "run_job", "run_pack",
+           "pack_jobs", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
 
-def check_executor(executor: str, chunk: Optional[int] = None) -> None:
-    """A one-line :class:`GroklabError` for an unknown executor, a chunk below one job, or the
-    Ray executor without Ray installed, before anything runs or is written."""
+def check_executor(executor: str, chunk: Optional[int] = None, pack: int = 1) -> None:
+    """A one-line :class:`GroklabError` for an unknown executor, a chunk below one job, a pack
+    below one run, or the Ray executor without Ray installed, before anything runs or is written."""
     if executor not in EXECUTORS:
         raise GroklabError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     if chunk is not None and chunk < 1:
         raise GroklabError(f"a chunk holds at least one job (got {chunk})")
+    if pack < 1:
+        raise GroklabError(f"a pack holds at least one run (got --pack {pack})")
     if executor == "ray":
         from groklab.sweeps.ray_executor import import_ray
 
@@ -71,6 +79,10 @@ class Outcome:
     error: Optional[str] = None
 
 
+def _failed(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+
+
 def run_job(job: Job, threads: int = 1) -> Outcome:
     """Train one job here; never raises for a failing run (the outcome says why)."""
     import torch
@@ -90,21 +102,69 @@ def run_job(job: Job, threads: int = 1) -> Outcome:
             run = experiment.run(config, out=job.out, overwrite=True, progress=False)
         return Outcome(job.out, "diverged" if run.summary.get("diverged") else "done")
     except Exception as e:  # a sweep records the failure of one point and goes on
-        return Outcome(job.out, "failed", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return Outcome(job.out, "failed", _failed(e))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def pack_jobs(jobs: Sequence[Job], size: int) -> list[list[int]]:
+    """The indices of ``jobs`` grouped into packs: fresh jobs (not resumed, no custom runner)
+    whose configs can train as one ensemble (same :func:`~groklab.training.ensemble.ensemble_key`,
+    nothing unbatched) go together, up to ``size`` per pack and in their order; every other job
+    is a pack of one. Packs come in the order of their first job."""
+    from groklab.config import Config
+    from groklab.training.ensemble import ensemble_key, why_not_batched
+
+    groups: dict[str, list[list[int]]] = {}
+    packs: list[list[int]] = []
+    for i, job in enumerate(jobs):
+        config = None if job.resume or job.runner is not None or size <= 1 else Config.from_json(job.config_json)
+        if config is None or why_not_batched(config):
+            packs.append([i])
+            continue
+        open_packs = groups.setdefault(ensemble_key(config), [])
+        if not open_packs or len(open_packs[-1]) >= size:
+            open_packs.append([])
+            packs.append(open_packs[-1])
+        open_packs[-1].append(i)
+    return packs
+
+
+def run_pack(jobs: Sequence[Job], threads: int = 1) -> list[Outcome]:
+    """Train ``jobs`` here, a lone job as :func:`run_job` does and several as one ensemble
+    (:func:`groklab.experiment.run_ensemble`); one outcome per job, never raises (a pack that
+    fails marks each of its jobs failed with the error)."""
+    if len(jobs) == 1:
+        return [run_job(jobs[0], threads)]
+    import torch
+
+    from groklab import experiment
+    from groklab.config import Config
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runs = experiment.run_ensemble([Config.from_json(job.config_json) for job in jobs], [job.out for job in jobs], overwrite=True,
+                                       progress=False)
+        return [Outcome(job.out, "diverged" if run.summary.get("diverged") else "done") for job, run in zip(jobs, runs)]
+    except Exception as e:  # a sweep records the failure and goes on
+        return [Outcome(job.out, "failed", _failed(e)) for job in jobs]
     finally:
         torch.set_num_threads(previous)
 
 
 def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, description: str = "runs",
             on_outcome: Optional[Callable[[Outcome], Any]] = None, executor: str = "local",
-            address: Optional[str] = None, chunk: Optional[int] = None) -> list[Outcome]:
+            address: Optional[str] = None, chunk: Optional[int] = None, pack: int = 1) -> list[Outcome]:
     """Run ``jobs`` and return their outcomes in the jobs' order; ``on_outcome`` is called as
     each one finishes. ``executor="local"``: in order here when ``workers == 1``, else in a
-    pool of that many processes. ``executor="ray"``: as Ray tasks of ``chunk`` jobs each on the
+    pool of that many processes. ``executor="ray"``: as Ray tasks of ``chunk`` packs each on the
     cluster at ``address`` (see :func:`groklab.sweeps.ray_executor.execute_ray`; ``workers``
-    does not apply, the cluster's CPUs set the parallelism). Needs ``groklab[ray]``."""
-    check_executor(executor, chunk)  # before the progress bar: a one-line error, nothing else
+    does not apply, the cluster's CPUs set the parallelism). Needs ``groklab[ray]``.
+    ``pack``: train up to that many compatible fresh jobs as one ensemble (:func:`pack_jobs`)."""
+    check_executor(executor, chunk, pack)  # before the progress bar: a one-line error, nothing else
     jobs = list(jobs)
+    packs = pack_jobs(jobs, pack)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -125,19 +185,21 @@ def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, descr
         if executor == "ray":
             from groklab.sweeps.ray_executor import execute_ray
 
-            execute_ray(jobs, finished, address=address, chunk=chunk)
-        elif workers <= 1 or len(jobs) <= 1:
-            for i, job in enumerate(jobs):
-                finished(i, run_job(job))
+            execute_ray(jobs, packs, finished, address=address, chunk=chunk)
+        elif workers <= 1 or len(packs) <= 1:
+            for indices in packs:
+                for i, outcome in zip(indices, run_pack([jobs[i] for i in indices])):
+                    finished(i, outcome)
         else:
             context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
             # A spawned worker starts bare: it imports the modules that registered extensions here,
             # so configs naming their tasks, models, metrics or interventions validate there too.
             with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=import_modules,
                                      initargs=(extension_modules(),)) as pool:
-                futures = {pool.submit(run_job, job): i for i, job in enumerate(jobs)}
+                futures = {pool.submit(run_pack, [jobs[i] for i in indices]): indices for indices in packs}
                 for future in as_completed(futures):
-                    finished(futures[future], future.result())
+                    for i, outcome in zip(futures[future], future.result()):
+                        finished(i, outcome)
     finally:
         if bar:
             bar.close()

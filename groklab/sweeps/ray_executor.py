@@ -1,5 +1,6 @@
-"""Run jobs on a Ray cluster, in chunks: each Ray task trains a few jobs one after another in
-one torch thread and streams back each job's outcome as it finishes.
+"""Run jobs on a Ray cluster, in chunks: each Ray task trains a few packs of jobs (a lone job,
+or several trained as one ensemble, see :func:`groklab.sweeps.executor.pack_jobs`) one after
+another in one torch thread and streams back each job's outcome as it finishes.
 
 Ray is an optional extra (``pip install groklab[ray]``); this module imports it only when
 called, so the default (local) path never needs it. A job's directory is made absolute before
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from groklab.errors import GroklabError
-from groklab.sweeps.executor import Job, Outcome, extension_modules, import_modules, run_job
+from groklab.sweeps.executor import Job, Outcome, extension_modules, import_modules, run_pack
 
 __all__ = ["chunk_size", "chunks", "run_chunk", "execute_ray", "import_ray"]
 
@@ -34,10 +35,10 @@ def import_ray():
 
 
 def chunk_size(n_jobs: int, cpus: float) -> int:
-    """Jobs per Ray task when none is given: about ``CHUNKS_PER_CPU`` chunks for each CPU of
-    the cluster, and at least one job per chunk. (Every job is a whole training run, far above
-    the ~10 ms under which Ray's guidance says a task gains nothing; chunking spares the
-    per-task overhead and keeps one worker on one job after another.)"""
+    """Packs per Ray task when none is given: about ``CHUNKS_PER_CPU`` chunks for each CPU of
+    the cluster, and at least one pack per chunk. (Every pack is one or more whole training
+    runs, far above the ~10 ms under which Ray's guidance says a task gains nothing; chunking
+    spares the per-task overhead and keeps one worker on one pack after another.)"""
     return max(1, math.ceil(n_jobs / max(1, int(cpus) * CHUNKS_PER_CPU)))
 
 
@@ -49,13 +50,15 @@ def chunks(n_jobs: int, size: int) -> list[list[int]]:
     return [list(range(start, min(start + size, n_jobs))) for start in range(0, n_jobs, size)]
 
 
-def run_chunk(jobs: Sequence[Job], modules: Sequence[str] = ()) -> Iterator[Outcome]:
-    """Import ``modules`` (the extensions registered on the driver), then train ``jobs`` one
-    after another in one torch thread, yielding each one's :class:`Outcome` as it finishes.
-    Never raises for a failing run. (The body of one Ray task; callable without Ray too.)"""
+def run_chunk(packs: Sequence[Sequence[Job]], modules: Sequence[str] = ()) -> Iterator[Outcome]:
+    """Import ``modules`` (the extensions registered on the driver), then train ``packs`` one
+    after another in one torch thread, yielding each job's :class:`Outcome` in the packs'
+    order as its pack finishes. Never raises for a failing run. (The body of one Ray task;
+    callable without Ray too.)"""
     import_modules(tuple(modules))
-    for job in jobs:
-        yield run_job(job, threads=1)
+    for pack in packs:
+        for outcome in run_pack(pack, threads=1):  # (not `yield from`: Ray drives the generator with send)
+            yield outcome
 
 
 def _one_line(error: BaseException) -> str:
@@ -77,21 +80,21 @@ def _connect(ray, address: Optional[str]) -> bool:
     return True
 
 
-def execute_ray(jobs: Sequence[Job], finished: Callable[[int, Outcome], Any], address: Optional[str] = None,
-                chunk: Optional[int] = None) -> None:
-    """Run ``jobs`` as chunked Ray tasks and call ``finished(index, outcome)`` for each job as
-    its outcome arrives (in completion order). A process already connected to Ray (``ray.init``
+def execute_ray(jobs: Sequence[Job], packs: Sequence[Sequence[int]], finished: Callable[[int, Outcome], Any],
+                address: Optional[str] = None, chunk: Optional[int] = None) -> None:
+    """Run ``jobs``, grouped into ``packs`` (lists of job indices), as chunked Ray tasks and
+    call ``finished(index, outcome)`` for each job as its outcome arrives (in completion order). A process already connected to Ray (``ray.init``
     called before) uses that connection; else ``address`` is the cluster to reach (``"auto"``,
     ``"ray://host:10001"``, ...) and ``None`` means ``RAY_ADDRESS`` or else a local instance,
     started for this call and stopped after it.
-    ``chunk`` is the number of jobs per task (default: :func:`chunk_size`). A chunk whose
+    ``chunk`` is the number of packs per task (default: :func:`chunk_size`). A chunk whose
     worker dies marks its unfinished jobs ``failed`` with the error; the rest go on."""
     ray = import_ray()
     if not jobs:
         return
     started = _connect(ray, address)
     try:
-        size = chunk or chunk_size(len(jobs), ray.cluster_resources().get("CPU", 1))
+        size = chunk or chunk_size(len(packs), ray.cluster_resources().get("CPU", 1))
         modules = extension_modules()
         # Absolute directories: a worker's current directory is not the driver's.
         sent = [dataclasses.replace(job, out=str(Path(job.out).resolve())) for job in jobs]
@@ -99,8 +102,10 @@ def execute_ray(jobs: Sequence[Job], finished: Callable[[int, Outcome], Any], ad
         # yield its finished jobs twice, and a restarted sweep resumes what a dead worker left.
         task = ray.remote(num_cpus=1, max_retries=0)(run_chunk)
         pending: dict[Any, list[int]] = {}  # generator -> indices of its jobs not yet reported
-        for indices in chunks(len(jobs), size):
-            pending[task.remote([sent[i] for i in indices], modules)] = indices
+        for members in chunks(len(packs), size):
+            # the chunk's jobs in the order run_chunk yields them
+            pending[task.remote([[sent[i] for i in packs[p]] for p in members], modules)] = \
+                [i for p in members for i in packs[p]]
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             generator = ready[0]

@@ -59,6 +59,14 @@ def test_a_ray_sweep_writes_what_the_local_executor_writes(tmp_path, cluster):
         a = pd.read_parquet(tmp_path / "local" / p["dir"] / "metrics.parquet")
         b = pd.read_parquet(tmp_path / "ray" / p["dir"] / "metrics.parquet")
         pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # packed: seeds 0 and 1 as one ensemble in one task, seed 2 alone in another
+    packed = sweep(BASE, grid, tmp_path / "ray-packed", progress=False, executor="ray", chunk=1, pack=2)
+    assert packed == local and _files(tmp_path / "ray-packed") == _files(tmp_path / "local")
+    for p in local["points"]:
+        a = pd.read_parquet(tmp_path / "local" / p["dir"] / "metrics.parquet")
+        b = pd.read_parquet(tmp_path / "ray-packed" / p["dir"] / "metrics.parquet")
+        pd.testing.assert_frame_equal(a[["step", "train_loss", "test_acc"]], b[["step", "train_loss", "test_acc"]],
+                                      check_exact=False, rtol=1e-4, atol=2e-5)
 
 
 def jobs_order(jobs):

@@ -62,6 +62,39 @@ def test_a_killed_point_resumes_to_the_uninterrupted_metrics(tmp_path, monkeypat
     pd.testing.assert_frame_equal(groklab.load(tmp_path / "s" / "seed=0").metrics, whole.metrics, check_exact=True)
 
 
+def test_packs_group_compatible_fresh_points_in_order_up_to_their_size():
+    from groklab.sweeps.executor import Job, pack_jobs
+
+    def job(*overrides, resume=False):
+        return Job(BASE.override(*overrides).to_json(), "unused", resume=resume)
+
+    jobs = [job("seed=0"), job("seed=1", "optim.lr=0.1"), job("model.width=16"), job("seed=2"),
+            job("seed=3", resume=True), job("seed=4", "model.alpha=2"), job("seed=5"),
+            job("interventions.abelian.weight=1"), job("seed=6", "model.alpha=3")]
+    # width changes shapes, a resumed point continues alone, interventions are not batched, alpha != 1
+    # adds the laziness wrapper (its own group), a full pack starts a new one
+    assert pack_jobs(jobs, 3) == [[0, 1, 3], [2], [4], [5, 8], [6], [7]]
+    assert pack_jobs(jobs, 1) == [[i] for i in range(len(jobs))]
+
+
+def test_a_packed_sweep_writes_what_an_unpacked_one_writes(tmp_path, capsys):
+    grid = {"optim.lr": [0.01, 1e20], "seed": [0, 1]}  # lr 1e20 diverges inside the pack; the others go on
+    alone = sweep(BASE, grid, tmp_path / "alone", progress=False)
+    packed = sweep(BASE, grid, tmp_path / "packed", progress=False, pack=3)  # packs of 3 and 1
+    assert [(p["name"], p["status"]) for p in packed["points"]] == [(p["name"], p["status"]) for p in alone["points"]]
+    for p in alone["points"]:
+        a, b = (sorted(q.relative_to(d) for q in d.rglob("*")) for d in (tmp_path / "alone" / p["dir"],
+                                                                         tmp_path / "packed" / p["dir"]))
+        assert a == b, p["name"]
+        if p["status"] == "done":
+            columns = ["step", "train_loss", "test_acc"]
+            pd.testing.assert_frame_equal(groklab.load(tmp_path / "packed" / p["dir"]).metrics[columns],
+                                          groklab.load(tmp_path / "alone" / p["dir"]).metrics[columns],
+                                          check_exact=False, rtol=1e-4, atol=2e-5)
+    assert main(["sweep", "--grid", "seed=0", "--out", str(tmp_path / "bad"), "--pack", "0"]) == 2
+    assert "pack" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
     base = tiny(task={"name": "images", "dataset": "mnist", "path": str(tmp_path / "nowhere"), "n_train": 10,
                       "n_test": 10}, train={"steps": 5, "eval_every": 5})
@@ -93,7 +126,7 @@ def test_sweep_runs_and_plot_commands(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["sweep", "--grid", "model.width=16,32", "--grid", "seed=0..1", "--set", "task.p=11",
                  "--set", "train.steps=20", "--set", "train.eval_every=10", "--out", str(out), "--no-progress",
-                 "--jobs", "2"]) == 0
+                 "--jobs", "2", "--pack", "2"]) == 0  # two packs of two seeds, one per worker
     assert "4 points: 4 done" in capsys.readouterr().out
     assert main(["runs", str(out), "--query", 'SELECT "model.width" FROM runs', "--csv"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "model.width"
