@@ -45,7 +45,8 @@ def plot_curves(metrics: pd.DataFrame, path: Path, title: str = "", times: Optio
     axes[0].legend()
     axes[1].legend()
     fig.suptitle(title)
-    fig.tight_layout()
+    # fixed margins: tight_layout draws the figure once more, about 40% of this function's time
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.13, top=0.9, wspace=0.25)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
