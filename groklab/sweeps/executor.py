@@ -144,8 +144,8 @@ def run_pack(jobs: Sequence[Job], threads: int = 1) -> list[Outcome]:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        runs = experiment.run_ensemble([Config.from_json(job.config_json) for job in jobs], [job.out for job in jobs], overwrite=True,
-                                       progress=False)
+        configs = [Config.from_json(job.config_json) for job in jobs]
+        runs = experiment.run_ensemble(configs, [job.out for job in jobs], overwrite=True, progress=False)
         return [Outcome(job.out, "diverged" if run.summary.get("diverged") else "done") for job, run in zip(jobs, runs)]
     except Exception as e:  # a sweep records the failure and goes on
         return [Outcome(job.out, "failed", _failed(e)) for job in jobs]

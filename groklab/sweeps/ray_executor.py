@@ -83,10 +83,10 @@ def _connect(ray, address: Optional[str]) -> bool:
 def execute_ray(jobs: Sequence[Job], packs: Sequence[Sequence[int]], finished: Callable[[int, Outcome], Any],
                 address: Optional[str] = None, chunk: Optional[int] = None) -> None:
     """Run ``jobs``, grouped into ``packs`` (lists of job indices), as chunked Ray tasks and
-    call ``finished(index, outcome)`` for each job as its outcome arrives (in completion order). A process already connected to Ray (``ray.init``
-    called before) uses that connection; else ``address`` is the cluster to reach (``"auto"``,
-    ``"ray://host:10001"``, ...) and ``None`` means ``RAY_ADDRESS`` or else a local instance,
-    started for this call and stopped after it.
+    call ``finished(index, outcome)`` for each job as its outcome arrives (in completion order).
+    A process already connected to Ray (``ray.init`` called before) uses that connection; else
+    ``address`` is the cluster to reach (``"auto"``, ``"ray://host:10001"``, ...) and ``None``
+    means ``RAY_ADDRESS`` or else a local instance, started for this call and stopped after it.
     ``chunk`` is the number of packs per task (default: :func:`chunk_size`). A chunk whose
     worker dies marks its unfinished jobs ``failed`` with the error; the rest go on."""
     ray = import_ray()
