@@ -24,9 +24,10 @@ def grokking_times(metrics: pd.DataFrame, cfg: EvalConfig = EvalConfig()) -> dic
     ``t_train_acc`` / ``t_test_acc``: first step at which accuracy reaches
     ``cfg.train_acc_threshold`` / ``cfg.test_acc_threshold``. ``t_train_loss`` /
     ``t_test_loss``: first step at which the loss falls to ``cfg.loss_threshold`` times its
-    value at the first evaluation. ``grok_delay = t_test_acc - t_train_acc`` and
-    ``grok_ratio = t_test_acc / t_train_acc`` (None when either is missing);
-    ``grokked``: test accuracy reached its threshold at all.
+    value at the first evaluation. ``grok_delay = t_test - t_train`` and
+    ``grok_ratio = t_test / t_train`` (None when either is missing) and ``grokked`` (the test
+    time exists) use the accuracy times, or, for a regression task (no accuracy: every
+    accuracy NaN), the loss times; ``grok_measure`` says which (``accuracy`` or ``loss``).
     """
     steps = metrics["step"]
     t_train_acc = first_step(steps, metrics["train_acc"] >= cfg.train_acc_threshold)
@@ -35,15 +36,18 @@ def grokking_times(metrics: pd.DataFrame, cfg: EvalConfig = EvalConfig()) -> dic
     for split in ("train", "test"):
         loss = metrics[f"{split}_loss"]
         t_loss[split] = first_step(steps, loss <= cfg.loss_threshold * loss.iloc[0]) if len(loss) else None
-    both = t_train_acc is not None and t_test_acc is not None
+    regression = bool(len(metrics)) and bool(metrics[["train_acc", "test_acc"]].isna().all().all())
+    t_train, t_test = (t_loss["train"], t_loss["test"]) if regression else (t_train_acc, t_test_acc)
+    both = t_train is not None and t_test is not None
     return {
         "t_train_acc": t_train_acc,
         "t_test_acc": t_test_acc,
         "t_train_loss": t_loss["train"],
         "t_test_loss": t_loss["test"],
-        "grok_delay": t_test_acc - t_train_acc if both else None,
-        "grok_ratio": t_test_acc / t_train_acc if both and t_train_acc > 0 else None,
-        "grokked": t_test_acc is not None,
+        "grok_delay": t_test - t_train if both else None,
+        "grok_ratio": t_test / t_train if both and t_train > 0 else None,
+        "grokked": t_test is not None,
+        "grok_measure": "loss" if regression else "accuracy",
     }
 
 

@@ -64,6 +64,10 @@ def curves_by_figure(table: pd.DataFrame, metrics: dict[str, pd.DataFrame], by: 
     """``column`` against log step, one colour per value of the grid key ``by``: the median over
     the runs sharing that value (seeds, other keys) and their range as a band."""
     groups = _column(table, by, "--by")
+    values = [metrics[d][column] for d in table["dir"] if column in metrics[d]]
+    if values and not any(np.isfinite(v.to_numpy(dtype=float)).any() for v in values):
+        raise GroklabError(f"metrics column '{column}' holds no finite value in these runs (a regression task has no "
+                           "accuracy: try --column test_loss)")
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for k, value in enumerate(sorted(groups.unique())):
         dirs = table.loc[groups == value, "dir"]

@@ -141,3 +141,18 @@ def test_sweep_runs_and_plot_commands(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("groklab: error:") and "\n" not in err
     assert json.loads((out / "sweep.json").read_text())["grid"] == {"model.width": [16, 32], "seed": [0, 1]}
+
+
+def test_a_regression_sweep_plots_its_loss_delay_and_refuses_an_accuracy_column(tmp_path, capsys):
+    out = tmp_path / "poly"
+    small = ["task.d=10", "task.n_train=40", "task.n_test=50", "model.width=20", "optim.lr=20", "train.steps=200",
+             "train.eval_every=20", "train.checkpoint_every=null", "eval.metrics=[]"]
+    assert main(["sweep", "poly", "--grid", "model.alpha=0.5,1", "--grid", "seed=0..1", *(a for s in small
+                 for a in ("--set", s)), "--out", str(out), "--no-progress", "--pack", "2"]) == 0
+    capsys.readouterr()
+    table = runs(out)
+    assert set(table["grok_measure"]) == {"loss"}  # no accuracy: grokking times come from the losses
+    assert main(["plot", "phase", str(out), "--x", "model.alpha", "--y", "seed"]) == 0  # grok_delay by default
+    assert main(["plot", "curves", str(out), "--by", "model.alpha"]) == 2  # test_acc: all NaN for regression
+    err = capsys.readouterr().err.strip()
+    assert "no finite value" in err and "test_loss" in err and "\n" not in err
