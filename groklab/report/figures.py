@@ -91,6 +91,7 @@ WORDS = {
     "toy.M_top_align": "top eigenvector of M . beta", "lazy.param_change": "|theta - theta0| / |theta0|",
     "toy.loss_scale": "scale term", "toy.loss_misalign": "misalignment term", "toy.loss_linear": "linear-mode term",
     "align.cka": "centred CKA of NTK with labels",
+    "lin.train_loss": "train loss of the linearised copy", "lin.test_loss": "test loss of the linearised copy",
     "train_mse_acc": "train share with MSE < 1e-3", "test_mse_acc": "test share with MSE < 1e-3",
 }
 
