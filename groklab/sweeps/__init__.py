@@ -63,7 +63,7 @@ def sweep(base: Config, grid: dict[str, list[Any]], out: Union[str, Path], worke
     written to ``out/sweep.json``). Every point's config is validated before anything runs.
 
     ``executor="local"`` trains ``workers`` points at once in worker processes;
-    ``executor="ray"`` sends chunks of ``chunk`` points (default: about two chunks per cluster
+    ``executor="ray"`` sends chunks of ``chunk`` packs (default: about two chunks per cluster
     CPU) to the Ray cluster at ``address`` (default: the connected one, ``RAY_ADDRESS``, or a
     local instance started for this sweep). Both write the same directories and sweep.json.
     ``pack``: train up to that many fresh compatible points as one ensemble

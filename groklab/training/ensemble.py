@@ -21,7 +21,7 @@ output ``f(theta_0, x)`` on that set is computed once instead of at every step (
 forward pass of the toy model). And the process keeps freed memory instead of returning it
 to the system (:func:`keep_freed_memory`): the batched temporaries are K times larger than a
 solo run's, above glibc's threshold for giving memory back, so without it every step pays
-page faults for each of them (a third of an elementwise operation's time at K = 16).
+page faults for each of them (most of an elementwise operation's time at K = 16).
 """
 
 from __future__ import annotations
