@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -83,28 +84,36 @@ def _failed(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
-def run_job(job: Job, threads: int = 1) -> Outcome:
-    """Train one job here; never raises for a failing run (the outcome says why)."""
+@contextmanager
+def _torch_threads(threads: int):
+    """Run the block with ``threads`` torch threads, then restore the previous number."""
     import torch
-
-    from groklab import experiment
-    from groklab.config import Config
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        config = Config.from_json(job.config_json)
-        if job.runner is not None:
-            run = job.runner(config, Path(job.out))
-        elif job.resume:
-            run = experiment.resume(job.out, progress=False)
-        else:
-            run = experiment.run(config, out=job.out, overwrite=True, progress=False)
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_job(job: Job, threads: int = 1) -> Outcome:
+    """Train one job here; never raises for a failing run (the outcome says why)."""
+    from groklab import experiment
+    from groklab.config import Config
+
+    try:
+        with _torch_threads(threads):
+            config = Config.from_json(job.config_json)
+            if job.runner is not None:
+                run = job.runner(config, Path(job.out))
+            elif job.resume:
+                run = experiment.resume(job.out, progress=False)
+            else:
+                run = experiment.run(config, out=job.out, overwrite=True, progress=False)
         return Outcome(job.out, "diverged" if run.summary.get("diverged") else "done")
     except Exception as e:  # a sweep records the failure of one point and goes on
         return Outcome(job.out, "failed", _failed(e))
-    finally:
-        torch.set_num_threads(previous)
 
 
 def pack_jobs(jobs: Sequence[Job], size: int) -> list[list[int]]:
@@ -136,21 +145,16 @@ def run_pack(jobs: Sequence[Job], threads: int = 1) -> list[Outcome]:
     fails marks each of its jobs failed with the error)."""
     if len(jobs) == 1:
         return [run_job(jobs[0], threads)]
-    import torch
-
     from groklab import experiment
     from groklab.config import Config
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
     try:
-        configs = [Config.from_json(job.config_json) for job in jobs]
-        runs = experiment.run_ensemble(configs, [job.out for job in jobs], overwrite=True, progress=False)
+        with _torch_threads(threads):
+            configs = [Config.from_json(job.config_json) for job in jobs]
+            runs = experiment.run_ensemble(configs, [job.out for job in jobs], overwrite=True, progress=False)
         return [Outcome(job.out, "diverged" if run.summary.get("diverged") else "done") for job, run in zip(jobs, runs)]
     except Exception as e:  # a sweep records the failure and goes on
         return [Outcome(job.out, "failed", _failed(e)) for job in jobs]
-    finally:
-        torch.set_num_threads(previous)
 
 
 def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, description: str = "runs",

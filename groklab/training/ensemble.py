@@ -111,7 +111,8 @@ class Ensemble:
         self.step_count = 0
         keep_freed_memory()
         objective = trainers[0].objective
-        self.full_batch = None  # (x, y, f(theta_0, x)) stacked over members, when every member is centred full-batch
+        # (x, y, f(theta_0, x)) stacked over members, when every member is centred and full-batch
+        self.full_batch: Optional[tuple[torch.Tensor, ...]] = None
         if all(t.batches.batch_size is None for t in trainers) and isinstance(self.template, Lazy) \
                 and self.template.net_0 is not None:
             with torch.no_grad():
@@ -122,15 +123,13 @@ class Ensemble:
             def inner(tree: dict) -> dict:  # the wrapped network's own names
                 return {k[len("net."):]: v for k, v in tree.items() if k.startswith("net.")}
 
-            def centred_loss(params, buffers, x, y, initial):
+            def loss(params, buffers, x, y, initial):
                 # Lazy.forward with the initial output given: alpha * (net(x) - net_0(x))
                 out = functional_call(net, (inner(params), inner(buffers)), (x,)) - initial
                 return objective(buffers["alpha"].to(out.dtype) * out, y)
-
-            self._centred_grads = vmap(grad(centred_loss))
-
-        def loss(params, buffers, x, y):
-            return objective(functional_call(self.template, (params, buffers), (x,)), y)
+        else:
+            def loss(params, buffers, x, y):
+                return objective(functional_call(self.template, (params, buffers), (x,)), y)
 
         self._grads = vmap(grad(loss))
 
@@ -140,13 +139,11 @@ class Ensemble:
     def step(self) -> None:
         """One optimiser update of every member on its own next batch."""
         if self.full_batch is not None:
-            grads = self._centred_grads(self.params, self.buffers, *self.full_batch)
+            inputs = self.full_batch
         else:
             batches = [t.batches.next() for t in self.trainers]
-            x = torch.stack([b[0] for b in batches])  # (K, B, ...)
-            y = torch.stack([b[1] for b in batches])
-            grads = self._grads(self.params, self.buffers, x, y)
-        self._update(grads)
+            inputs = (torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]))  # (K, B, ...)
+        self._update(self._grads(self.params, self.buffers, *inputs))
         self.step_count += 1
 
     @staticmethod
