@@ -30,6 +30,8 @@ def compact(v: dict) -> str:
     minutes = v.get("training_wall_seconds", v["wall_seconds"]) / 60
     when = f"{minutes:.0f} min" + (", judged again from its runs" if v.get("reused_runs") else "")
     parts = [f"{status} ({len(v.get('seeds', [0]))} seeds, {when})"]
+    if v.get("overrides"):  # a reduced or varied size: say so in the row itself
+        parts.append("with `" + " ".join(f"--set {o}" for o in v["overrides"]) + "`")
     failed = [c["name"] for c in held if not c["holds"]]
     parts.append(f"{len(held) - len(failed)}/{len(held)} criteria hold" + (f"; fails: {', '.join(failed)}" if failed else ""))
     control = v.get("control")

@@ -127,6 +127,8 @@ class ModelConfig(Variant):
     accepts_inputs: ClassVar[tuple[str, ...]] = ("pairs",)
     accepts_targets: ClassVar[tuple[str, ...]] = ("classes",)
     dense_input_layer: ClassVar[bool] = False
+    # fields the built model keeps in buffers, so members of one ensemble may differ in them
+    per_member: ClassVar[tuple[str, ...]] = ()
 
     init_scale: float = Field(1.0, gt=0, description="multiplies every initial weight")
     alpha: float = Field(1.0, gt=0, description="output scale (laziness)")
@@ -173,8 +175,11 @@ class TrainConfig(_Frozen):
     label_scale: float = Field(1.0, gt=0, description="one-hot targets are multiplied by this (mse)")
     eval_every: int = Field(100, ge=1)
     checkpoint_every: Optional[int] = Field(1000, ge=1, description="null = only at the end")
-    stop_at_test_acc: Optional[float] = Field(None, gt=0, le=1)
-    stop_patience: int = Field(1, ge=1, description="evaluations test acc must hold the target")
+    stop_at_test_acc: Optional[float] = Field(None, gt=0, le=1, description="stop once test acc holds this")
+    stop_below_loss: Optional[float] = Field(
+        None, gt=0, description="stop once the train and the test loss are both below this (absolute losses; "
+        "with stop_at_test_acc as well, both conditions must hold)")
+    stop_patience: int = Field(1, ge=1, description="evaluations the stop condition must hold")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:0, ...")
     on_divergence: Literal["stop", "continue"] = Field(
         "stop", description="when the training loss becomes NaN or infinite at an evaluation: stop there (the run "

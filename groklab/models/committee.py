@@ -60,7 +60,9 @@ class CommitteeMachine(nn.Module):
                  dtype: torch.dtype = torch.float32):
         super().__init__()
         self.D, self.N = D, N
-        self.alpha, self.eps = float(alpha), float(eps)
+        self.alpha = float(alpha)
+        # a buffer (float64, not saved in checkpoints) so that ensemble members can each have their own eps
+        self.register_buffer("eps_weight", torch.tensor(float(eps), dtype=torch.float64), persistent=False)
         self.input_scale = float(input_scale)
         self.train_readouts = bool(train_readouts)
         gen = generator if generator is not None else torch.Generator().manual_seed(seed)
@@ -86,11 +88,16 @@ class CommitteeMachine(nn.Module):
         """(B, D) -> (B,) network output ``alpha/N sum_i v_i phi(h_i)``; with ``cache``,
         stores ``hidden`` (preactivations) and ``logits`` (the output) there."""
         h = self.preactivations(x)  # (B, N)
-        phi = h + 0.5 * self.eps * h * h
+        phi = h + 0.5 * self.eps_weight.to(h.dtype) * h * h
         out = (self.alpha / self.N) * (phi @ self.v)  # (B,)
         if cache is not None:
             cache["hidden"], cache["logits"] = h, out
         return out
+
+    @property
+    def eps(self) -> float:
+        """Weight of the quadratic part of ``phi``."""
+        return float(self.eps_weight)
 
     def extra_repr(self) -> str:
         return (f"D={self.D}, N={self.N}, alpha={self.alpha}, eps={self.eps}, "
@@ -160,6 +167,7 @@ class CommitteeConfig(ModelConfig):
     name: Literal["committee"] = "committee"
     accepts_inputs = ("dense",)
     accepts_targets = ("scalar",)
+    per_member = ("eps",)
     width: int = Field(256, ge=1, le=1_000_000, description="neurons N")
     eps: float = Field(0.5, description="weight of the quadratic part of phi(h) = h + eps/2 h^2")
     train_readout: bool = True

@@ -12,7 +12,8 @@ into its trainer's model, which records its row as a solo run would.
 
 What may differ between members (:data:`VARYING`): the seed (so the data split, batch order
 and initialisation), the learning rate, the weight decay, ``model.init_scale`` and
-``model.alpha`` (a buffer of the laziness wrapper) and the run name. Everything else must be
+``model.alpha`` (a buffer of the laziness wrapper), the fields a model keeps in buffers (its
+config's ``per_member``: the committee machine's ``eps``) and the run name. Everything else must be
 equal (:func:`ensemble_key`); interventions and the linearised companion are not batched.
 
 Two things make the batched step cheaper than K solo steps beyond batching itself. When every
@@ -72,10 +73,11 @@ def keep_freed_memory() -> None:
 
 
 def ensemble_key(config: Config) -> str:
-    """Configs with equal keys can train as one ensemble: the config without :data:`VARYING`
-    (alpha enters as whether the laziness wrapper is there and centred)."""
+    """Configs with equal keys can train as one ensemble: the config without :data:`VARYING` and
+    without the model's own ``per_member`` fields (alpha enters as whether the laziness wrapper
+    is there and centred)."""
     data = json.loads(config.to_json())
-    for key in VARYING:
+    for key in VARYING + tuple(f"model.{name}" for name in config.model.per_member):
         *parents, leaf = key.split(".")
         node = data
         for part in parents:
@@ -98,6 +100,7 @@ class Ensemble:
             if reason:
                 raise GroklabError(f"{t.config.name}: cannot train in an ensemble: {reason}")
         self.trainers = trainers
+        self.active = list(range(len(trainers)))  # the trainers whose members are still stacked, in row order
         self.template = trainers[0].model
         self.params, self.buffers = stack_module_state([t.model for t in trainers])  # (K, ...) each
         self.params = {k: v.detach() for k, v in self.params.items()}
@@ -137,11 +140,11 @@ class Ensemble:
         return len(self.trainers)
 
     def step(self) -> None:
-        """One optimiser update of every member on its own next batch."""
+        """One optimiser update of every active member on its own next batch."""
         if self.full_batch is not None:
             inputs = self.full_batch
         else:
-            batches = [t.batches.next() for t in self.trainers]
+            batches = [self.trainers[k].batches.next() for k in self.active]
             inputs = (torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches]))  # (K, B, ...)
         self._update(self._grads(self.params, self.buffers, *inputs))
         self.step_count += 1
@@ -179,22 +182,39 @@ class Ensemble:
             p.sub_(self._per_member(lr / (1 - b1**t), p) * (m / denom))
 
     @torch.no_grad()
+    def drop(self, finished: set[int]) -> None:
+        """Remove the members of trainers ``finished`` from the stacked state, so that the steps
+        that follow cost only what the members still training need."""
+        rows = [row for row, k in enumerate(self.active) if k not in finished]
+        if len(rows) == len(self.active):
+            return
+        index = torch.tensor(rows, device=self.lr.device)
+        self.params = {name: v[index] for name, v in self.params.items()}
+        self.buffers = {name: v[index] for name, v in self.buffers.items()}
+        self.state = {name: {slot: v[index] for slot, v in slots.items()} for name, slots in self.state.items()}
+        self.lr, self.weight_decay = self.lr[index], self.weight_decay[index]
+        if self.full_batch is not None:
+            self.full_batch = tuple(part[index] for part in self.full_batch)
+        self.active = [self.active[row] for row in rows]
+
+    @torch.no_grad()
     def write_back(self, k: int) -> None:
-        """Copy member ``k``'s parameters and buffers into its trainer's model."""
+        """Copy the parameters and buffers of trainer ``k``'s member into its model."""
+        row = self.active.index(k)
         named = dict(self.trainers[k].model.named_parameters()) | dict(self.trainers[k].model.named_buffers())
         for name, value in (self.params | self.buffers).items():
-            named[name].copy_(value[k])
+            named[name].copy_(value[row])
         self.trainers[k].step = self.step_count
 
     @torch.no_grad()
     def hand_over_optimizer(self, k: int) -> None:
         """Put member ``k``'s optimiser state into its trainer's ``torch.optim`` optimiser and
         schedule, as a solo run of as many steps would hold them (its checkpoint resumes)."""
-        trainer = self.trainers[k]
+        trainer, row = self.trainers[k], self.active.index(k)
         named = dict(trainer.model.named_parameters())
         for name, slots in self.state.items():
             p = named[name]
-            state = {key: value[k].clone() for key, value in slots.items()}
+            state = {key: value[row].clone() for key, value in slots.items()}
             if self.kind in ("adam", "adamw"):
                 state["step"] = torch.tensor(float(self.step_count))
             if state:
@@ -238,6 +258,7 @@ class Ensemble:
                     outcomes[k] = stops[k].outcome(time.perf_counter() - started)
             if all(o is not None for o in outcomes):
                 break
+            self.drop({k for k, o in enumerate(outcomes) if o is not None})
             self.step()
             bar.update(1)
         bar.close()

@@ -295,9 +295,10 @@ class Trainer:
 
 @dataclass
 class Stopping:
-    """When a run ends before ``train.steps``: test accuracy held at ``train.stop_at_test_acc``
-    for ``train.stop_patience`` evaluations, or (with ``train.on_divergence='stop'``) a training
-    loss that became NaN or infinite. Fed every evaluated row; built from the rows a resumed run
+    """When a run ends before ``train.steps``: its stop condition (test accuracy at least
+    ``train.stop_at_test_acc`` and/or train and test loss below ``train.stop_below_loss``) held for
+    ``train.stop_patience`` evaluations, or (with ``train.on_divergence='stop'``) a training loss
+    that became NaN or infinite. Fed every evaluated row; built from the rows a resumed run
     already has."""
 
     train: TrainConfig
@@ -308,15 +309,21 @@ class Stopping:
     @classmethod
     def after(cls, train: TrainConfig, rows: list[dict[str, float]]) -> "Stopping":
         """The state after ``rows`` (empty for a fresh run)."""
-        held = _held_evaluations(rows, train.stop_at_test_acc)
-        return cls(train, held, train.stop_at_test_acc is not None and held >= train.stop_patience,
-                   _diverged_step(rows))
+        stop = cls(train, diverged_step=_diverged_step(rows))
+        for row in reversed(rows):  # trailing evaluations that already met the stop condition
+            if not _meets_stop_condition(row, train):
+                break
+            stop.held += 1
+        stop.stopped_early = stop.held >= train.stop_patience
+        return stop
 
     def observe(self, row: dict[str, float], step: int) -> None:
         """Take the row evaluated at ``step`` into account."""
-        if self.train.stop_at_test_acc is not None:
-            self.held = self.held + 1 if row["test_acc"] >= self.train.stop_at_test_acc else 0
+        if _meets_stop_condition(row, self.train):
+            self.held += 1
             self.stopped_early = self.held >= self.train.stop_patience
+        else:
+            self.held = 0
         if self.diverged_step is None and not math.isfinite(row["train_loss"]):
             self.diverged_step = step
 
@@ -328,6 +335,15 @@ class Stopping:
     def outcome(self, wall_seconds: float) -> dict[str, Any]:
         """What :meth:`Trainer.fit` returns."""
         return {"wall_seconds": wall_seconds, "stopped_early": self.stopped_early, "diverged_step": self.diverged_step}
+
+
+def _meets_stop_condition(row: dict[str, float], train: TrainConfig) -> bool:
+    """Whether ``row`` meets the early-stop condition (False when the run has none). NaN never does."""
+    acc, loss = train.stop_at_test_acc, train.stop_below_loss
+    if acc is None and loss is None:
+        return False
+    return (acc is None or row["test_acc"] >= acc) and (
+        loss is None or (row["train_loss"] < loss and row["test_loss"] < loss))
 
 
 class _CtrlC:
@@ -366,14 +382,3 @@ def _progress_text(row: dict[str, float]) -> str:
 def _diverged_step(rows: list[dict[str, float]]) -> Optional[int]:
     """The first evaluated step whose training loss is NaN or infinite, or None."""
     return next((int(r["step"]) for r in rows if not math.isfinite(r["train_loss"])), None)
-
-
-def _held_evaluations(rows: list[dict[str, float]], target: Optional[float]) -> int:
-    """How many trailing evaluations already held the early-stop target (for resume)."""
-    held = 0
-    if target is not None:
-        for row in reversed(rows):
-            if row["test_acc"] < target:
-                break
-            held += 1
-    return held

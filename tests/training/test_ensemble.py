@@ -41,13 +41,27 @@ def test_mlp_members_match_solo_runs_for_every_optimiser(tmp_path, optim):
     _members_match_solo(tmp_path, configs)
 
 
-def test_committee_members_with_their_own_alpha_match_solo_runs(tmp_path):
+def test_committee_members_with_their_own_alpha_and_eps_match_solo_runs(tmp_path):
     small = ("task.d=10", "task.n_train=40", "task.n_test=50", "model.width=20", "optim.lr=20", "train.steps=60",
              "train.eval_every=20", "train.checkpoint_every=null", 'eval.metrics=["toy_stats"]', "eval.metrics_every=20")
     base = groklab.load_preset("poly").override(*small)
-    configs = [base.override(f"seed={s}", f"model.alpha={a}") for s, a in ((0, 1.0), (1, 3.0), (1, 2.0))]
+    configs = [base.override(f"seed={s}", f"model.alpha={a}", f"model.eps={e}")
+               for s, a, e in ((0, 1.0, 0.5), (1, 3.0, 0.5), (1, 2.0, 0.1))]
     members = _members_match_solo(tmp_path, configs)
     assert members[1].metrics["toy.trace_M"].notna().all()  # scheduled metrics ran on the member's own model
+
+
+def test_members_that_stop_early_leave_and_the_others_still_match_solo_runs(tmp_path):
+    # alpha 0.3 and 0.5 reach the loss target at different steps; alpha 0.7 does not, so
+    # it trains on alone after the others have been dropped from the stacked state
+    small = ("task.d=10", "task.n_train=40", "task.n_test=50", "model.width=20", "optim.lr=20", "train.steps=400",
+             "train.eval_every=20", "train.checkpoint_every=null", "train.stop_below_loss=0.3")
+    base = groklab.load_preset("poly").override(*small)
+    configs = [base.override(f"seed={s}", f"model.alpha={a}") for s, a in ((1, 0.3), (1, 0.5), (1, 0.7))]
+    members = _members_match_solo(tmp_path, configs)
+    steps = [m.summary["steps"] for m in members]
+    assert steps[0] < 400 and steps[1] < 400 and steps[0] != steps[1] and steps[2] == 400, steps
+    assert [m.summary["stopped_early"] for m in members] == [True, True, False]
 
 
 def test_transformer_members_match_solo_runs(tmp_path):
@@ -69,6 +83,9 @@ def test_a_member_that_diverges_stops_and_the_others_go_on(tmp_path):
 def test_configs_that_differ_in_shape_are_refused_and_nothing_is_left(tmp_path):
     with pytest.raises(GroklabError, match="differ only in"):
         run_ensemble([tiny(), tiny(model={"width": 64})], [tmp_path / "a", tmp_path / "b"], progress=False)
+    with pytest.raises(GroklabError, match="differ only in"):  # the MLP's eps is no buffer, unlike the committee's
+        run_ensemble([tiny(model={"activation": "poly"}), tiny(model={"activation": "poly", "eps": 0.1})],
+                     [tmp_path / "a", tmp_path / "b"], progress=False)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     with pytest.raises(GroklabError, match="interventions are not batched"):
         run_ensemble([tiny(interventions={"abelian": {"weight": 1.0}})] * 2, [tmp_path / "c", tmp_path / "d"],

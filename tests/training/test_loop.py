@@ -2,7 +2,9 @@ import pandas as pd
 import pytest
 
 import groklab
+from groklab.config import TrainConfig
 from groklab.training import loop
+from groklab.training.loop import Stopping
 from tests.conftest import assert_resume_after_kill_matches, tiny
 
 
@@ -58,6 +60,28 @@ def test_early_stop_once_test_accuracy_holds(tmp_path):
     run = groklab.run(config, out=tmp_path / "run", progress=False)
     assert run.summary["stopped_early"] and run.summary["steps"] < 3000
     assert (run.metrics["test_acc"].iloc[-2:] >= 0.9).all()
+
+
+def test_early_stop_once_train_and_test_loss_are_below_a_target(tmp_path):
+    small = ("task.d=10", "task.n_train=40", "task.n_test=50", "model.width=20", "optim.lr=20", "train.steps=400",
+             "train.eval_every=20", "train.checkpoint_every=null", "train.stop_below_loss=0.3", "model.alpha=0.3", "seed=1")
+    run = groklab.run(groklab.load_preset("poly").override(*small), out=tmp_path / "run", progress=False)
+    losses = run.metrics[["train_loss", "test_loss"]]
+    assert run.summary["stopped_early"] and run.summary["steps"] < 400
+    assert (losses.iloc[-1] < 0.3).all() and not (losses.iloc[-2] < 0.3).all()  # stops at the first row that meets it
+
+
+def test_the_stop_condition_counts_trailing_rows_when_a_run_resumes():
+    train = TrainConfig(stop_below_loss=0.1, stop_at_test_acc=0.5, stop_patience=2)
+
+    def row(train_loss, test_loss, test_acc):
+        return {"train_loss": train_loss, "test_loss": test_loss, "test_acc": test_acc}
+
+    good = row(0.05, 0.05, 0.9)
+    assert Stopping.after(train, [good, row(0.05, 0.2, 0.9), good]).held == 1  # the test loss broke the run
+    assert Stopping.after(train, [row(0.05, 0.05, 0.4), good, good]).stopped_early  # two trailing rows meet both
+    assert not Stopping.after(train, [good, row(0.05, 0.05, float("nan"))]).stopped_early  # NaN never meets it
+    assert not Stopping.after(TrainConfig(), [good, good]).stopped_early  # no condition, no early stop
 
 
 @pytest.mark.parametrize(
