@@ -180,6 +180,9 @@ class TrainConfig(_Frozen):
         None, gt=0, description="stop once the train and the test loss are both below this (absolute losses; "
         "with stop_at_test_acc as well, both conditions must hold)")
     stop_patience: int = Field(1, ge=1, description="evaluations the stop condition must hold")
+    stop_converged_below: Optional[float] = Field(
+        None, gt=0, description="stop once the train loss is below this: the run has converged (full-batch "
+        "gradient descent then barely moves the weights); no patience")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:0, ...")
     on_divergence: Literal["stop", "continue"] = Field(
         "stop", description="when the training loss becomes NaN or infinite at an evaluation: stop there (the run "

@@ -368,6 +368,9 @@ def fig3b(ctx: RecipeContext) -> Design:
 # ============================================================================= fig. 3e phase diagram
 PHASE_ENV = "GROKLAB_PHASE_GRID"  # e.g. "1,7,14": the indices i of alpha = 0.4 i and eps = 0.02 i to run
 PHASE_LEVEL = 0.1  # the authors' loss level for "fitted" and "generalised"
+# "converged": at this train loss full-batch GD has (nearly) stopped moving the weights, so the
+# test loss cannot fall by anything that matters against PHASE_LEVEL any more
+PHASE_CONVERGED = 1e-9
 PHASE_FULL = dict(D=100, N=500, P=550, steps=110_000, evals=2200)
 PHASE_QUICK = dict(D=30, N=100, P=165, steps=6000, evals=300)
 PHASE_QUICK_CELLS = ((1, 1), (7, 1), (7, 14))  # (i, j): rich / intermediate at small eps, intermediate at large eps
@@ -475,7 +478,8 @@ def phase_diagram(ctx: RecipeContext) -> Design:
     lr = 0.2 * s["D"]
     arms = [Arm(f"a{0.4 * i:g}-e{0.02 * j:g}", f"alpha {0.4 * i:g}, eps {0.02 * j:g}",
                 toy_config(s["D"], s["N"], s["P"], round(0.02 * j, 4), s["steps"], alpha=round(0.4 * i, 4),
-                           lr_over_N=lr, evals=s["evals"]).override(f"train.stop_below_loss={PHASE_LEVEL}"))
+                           lr_over_N=lr, evals=s["evals"]).override(
+                    f"train.stop_below_loss={PHASE_LEVEL}", f"train.stop_converged_below={PHASE_CONVERGED}"))
             for i, j in cells]
     return Design(
         arms=arms,
@@ -496,8 +500,9 @@ def phase_diagram(ctx: RecipeContext) -> Design:
                "i = 1..14, lr 20 N / alpha^2, each run until its losses stop changing or 110k steps, one seed; "
                "amount = max(0, t(test < 0.1) - t(train < 0.1)) with t = -1 when never, so a run that never "
                "generalises counted as 0 grokking in their map. Here: each run stops once its train and test loss are "
-               "both below 0.1 (from then on its amount cannot change) or at 110k steps, and a test loss that "
-               "never gets below 0.1 is censored ('never') instead of counted as 0. The full grid is 196 runs of 110k steps at ~10 ms a step, about 60 "
+               "both below 0.1 (from then on its amount cannot change), once its train loss is below 1e-9 "
+               "(converged: the weights no longer move), or at 110k steps, and a test loss that never gets below "
+               "0.1 is censored ('never') instead of counted as 0. The full grid is 196 runs of 110k steps at ~10 ms a step, about 60 "
                f"core-hours, twice that with the control: set {PHASE_ENV}=1,7,14 (any indices) for a reduced grid, --set train.steps=N for "
                "shorter runs, --seeds for more seeds."),
     )

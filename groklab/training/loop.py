@@ -297,9 +297,9 @@ class Trainer:
 class Stopping:
     """When a run ends before ``train.steps``: its stop condition (test accuracy at least
     ``train.stop_at_test_acc`` and/or train and test loss below ``train.stop_below_loss``) held for
-    ``train.stop_patience`` evaluations, or (with ``train.on_divergence='stop'``) a training loss
-    that became NaN or infinite. Fed every evaluated row; built from the rows a resumed run
-    already has."""
+    ``train.stop_patience`` evaluations, its train loss fell below ``train.stop_converged_below``,
+    or (with ``train.on_divergence='stop'``) a training loss became NaN or infinite. Fed every
+    evaluated row; built from the rows a resumed run already has."""
 
     train: TrainConfig
     held: int = 0
@@ -314,7 +314,7 @@ class Stopping:
             if not _meets_stop_condition(row, train):
                 break
             stop.held += 1
-        stop.stopped_early = stop.held >= train.stop_patience
+        stop.stopped_early = stop.held >= train.stop_patience or any(_converged(row, train) for row in rows)
         return stop
 
     def observe(self, row: dict[str, float], step: int) -> None:
@@ -324,6 +324,7 @@ class Stopping:
             self.stopped_early = self.held >= self.train.stop_patience
         else:
             self.held = 0
+        self.stopped_early = self.stopped_early or _converged(row, self.train)
         if self.diverged_step is None and not math.isfinite(row["train_loss"]):
             self.diverged_step = step
 
@@ -335,6 +336,11 @@ class Stopping:
     def outcome(self, wall_seconds: float) -> dict[str, Any]:
         """What :meth:`Trainer.fit` returns."""
         return {"wall_seconds": wall_seconds, "stopped_early": self.stopped_early, "diverged_step": self.diverged_step}
+
+
+def _converged(row: dict[str, float], train: TrainConfig) -> bool:
+    """Whether ``row``'s train loss is below ``train.stop_converged_below`` (False when unset)."""
+    return train.stop_converged_below is not None and row["train_loss"] < train.stop_converged_below
 
 
 def _meets_stop_condition(row: dict[str, float], train: TrainConfig) -> bool:

@@ -82,6 +82,13 @@ def test_the_stop_condition_counts_trailing_rows_when_a_run_resumes():
     assert Stopping.after(train, [row(0.05, 0.05, 0.4), good, good]).stopped_early  # two trailing rows meet both
     assert not Stopping.after(train, [good, row(0.05, 0.05, float("nan"))]).stopped_early  # NaN never meets it
     assert not Stopping.after(TrainConfig(), [good, good]).stopped_early  # no condition, no early stop
+    converged = TrainConfig(stop_converged_below=1e-3, stop_patience=5)
+    assert Stopping.after(converged, [row(1e-4, 0.5, 0.1), row(0.2, 0.5, 0.1)]).stopped_early  # no patience
+    stop = Stopping.after(converged, [])
+    stop.observe(row(2e-3, 0.5, 0.1), 10)
+    assert not stop.at_end(10)
+    stop.observe(row(5e-4, 0.5, 0.1), 20)
+    assert stop.at_end(20) and stop.outcome(1.0)["stopped_early"]
 
 
 @pytest.mark.parametrize(
