@@ -64,6 +64,15 @@ def test_members_that_stop_early_leave_and_the_others_still_match_solo_runs(tmp_
     assert [m.summary["stopped_early"] for m in members] == [True, True, False]
 
 
+def test_adamw_members_keep_their_own_optimiser_state_after_another_member_leaves(tmp_path):
+    # lr 0.03 converges (train loss < 0.1) at step 30; the others train on from the compacted Adam state
+    base = tiny(optim={"name": "adamw", "lr": 0.01, "weight_decay": 0.1},
+                train={"steps": 60, "eval_every": 10, "checkpoint_every": 20, "stop_converged_below": 0.1})
+    configs = [base.override("optim.lr=0.03"), base.override("seed=1"), base.override("optim.lr=0.003")]
+    members = _members_match_solo(tmp_path, configs)
+    assert [m.summary["steps"] for m in members] == [30, 60, 60]
+
+
 def test_transformer_members_match_solo_runs(tmp_path):
     base = tiny(model={"name": "transformer", "d_model": 16, "n_heads": 2, "d_mlp": 32},
                 optim={"name": "adamw", "lr": 3e-3, "weight_decay": 1.0}, train={"steps": 30, "eval_every": 10})
