@@ -65,8 +65,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", help="seeds to run instead of the recipe's: a count N (0..N-1) or a list 0,3,7")
     rep.add_argument("--jobs", type=int, default=1, help="train this many runs at once in worker processes")
     rep.add_argument("--pack", type=int, default=1,
-                     help="train up to this many runs that differ only in seed, lr, weight decay, init scale or alpha "
-                          "as one batched model (an ensemble); 1 = every run alone (default)")
+                     help="train up to this many runs that differ only in seed, lr, weight decay, init scale, alpha "
+                          "(or the committee's eps) as one batched model (an ensemble), as many as fit half the free "
+                          "memory ($GROKLAB_PACK_MEMORY GiB if set); 1 = every run alone (default)")
     rep.add_argument("--reuse", action="store_true",
                      help="read finished runs of the same config in --out instead of retraining (restart a killed "
                           "reproduction, or judge earlier runs with this code)")
@@ -88,8 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--chunk", type=int, help="ray: packs of points per Ray task (default: about two tasks per "
                                               "cluster CPU)")
     sw.add_argument("--pack", type=int, default=1,
-                    help="train up to this many points that differ only in seed, lr, weight decay, init scale or "
-                         "alpha as one batched model (an ensemble); 1 = every point alone (default)")
+                    help="train up to this many points that differ only in seed, lr, weight decay, init scale, "
+                         "alpha (or the committee's eps) as one batched model (an ensemble), as many as fit half the "
+                         "free memory ($GROKLAB_PACK_MEMORY GiB if set); 1 = every point alone (default)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rn = sub.add_parser("runs", help="list the runs under a folder, or query them with SQL (DuckDB)")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from groklab.errors import GroklabError
 
 __all__ = ["Job", "Outcome", "execute", "check_executor", "extension_modules", "import_modules", "run_job", "run_pack",
-           "pack_jobs", "EXECUTORS"]
+           "pack_jobs", "pack_memory_budget", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 
@@ -116,23 +116,59 @@ def run_job(job: Job, threads: int = 1) -> Outcome:
         return Outcome(job.out, "failed", _failed(e))
 
 
-def pack_jobs(jobs: Sequence[Job], size: int) -> list[list[int]]:
+PACK_MEMORY_ENV = "GROKLAB_PACK_MEMORY"  # GiB a pack may use, instead of half the free memory
+
+
+def pack_memory_budget(device: str, workers: int = 1) -> int:
+    """Bytes one pack may use on ``device`` (a config's ``train.device``) when ``workers`` packs
+    train at once: ``$GROKLAB_PACK_MEMORY`` GiB if set, else half the memory free now (the
+    GPU's for a CUDA device, the machine's otherwise), shared among the workers."""
+    import os
+
+    from groklab.training.loop import resolve_device
+
+    if os.environ.get(PACK_MEMORY_ENV):
+        try:
+            return int(float(os.environ[PACK_MEMORY_ENV]) * 2**30)
+        except ValueError:
+            raise GroklabError(f"${PACK_MEMORY_ENV} is GiB per pack, a number (got {os.environ[PACK_MEMORY_ENV]!r})")
+    target = resolve_device(device)
+    if target.type == "cuda":
+        import torch
+
+        free = torch.cuda.mem_get_info(target)[0]
+    else:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return free // 2 // max(1, workers)
+
+
+def pack_jobs(jobs: Sequence[Job], size: int, workers: int = 1) -> list[list[int]]:
     """The indices of ``jobs`` grouped into packs: fresh jobs (not resumed, no custom runner)
     whose configs can train as one ensemble (same :func:`~groklab.training.ensemble.ensemble_key`,
-    nothing unbatched) go together, up to ``size`` per pack and in their order; every other job
-    is a pack of one. Packs come in the order of their first job."""
+    nothing unbatched) go together, up to ``size`` per pack and as many as fit in
+    :func:`pack_memory_budget` (estimated by :func:`~groklab.training.ensemble.member_bytes`), in
+    their order; every other job is a pack of one. Packs come in the order of their first job."""
     from groklab.config import Config
-    from groklab.training.ensemble import ensemble_key, why_not_batched
+    from groklab.training.ensemble import ensemble_key, member_bytes, why_not_batched
 
-    groups: dict[str, list[list[int]]] = {}
+    groups: dict[str, tuple[int, list[list[int]]]] = {}  # key -> (members per pack, its packs)
     packs: list[list[int]] = []
     for i, job in enumerate(jobs):
         config = None if job.resume or job.runner is not None or size <= 1 else Config.from_json(job.config_json)
         if config is None or why_not_batched(config):
             packs.append([i])
             continue
-        open_packs = groups.setdefault(ensemble_key(config), [])
-        if not open_packs or len(open_packs[-1]) >= size:
+        key = ensemble_key(config)
+        if key not in groups:
+            try:
+                fits = pack_memory_budget(config.train.device, workers) // max(1, member_bytes(config))
+            except GroklabError as e:
+                if PACK_MEMORY_ENV in str(e):
+                    raise
+                fits = 1  # the config cannot be built (missing data, ...): each point fails on its own, recorded
+            groups[key] = (max(1, min(size, fits)), [])
+        cap, open_packs = groups[key]
+        if not open_packs or len(open_packs[-1]) >= cap:
             open_packs.append([])
             packs.append(open_packs[-1])
         open_packs[-1].append(i)
@@ -165,10 +201,11 @@ def execute(jobs: Iterable[Job], workers: int = 1, progress: bool = False, descr
     pool of that many processes. ``executor="ray"``: as Ray tasks of ``chunk`` packs each on the
     cluster at ``address`` (see :func:`groklab.sweeps.ray_executor.execute_ray`; ``workers``
     does not apply, the cluster's CPUs set the parallelism). Needs ``groklab[ray]``.
-    ``pack``: train up to that many compatible fresh jobs as one ensemble (:func:`pack_jobs`)."""
+    ``pack``: train up to that many compatible fresh jobs as one ensemble, as many as fit the
+    memory budget (:func:`pack_jobs`)."""
     check_executor(executor, chunk, pack)  # before the progress bar: a one-line error, nothing else
     jobs = list(jobs)
-    packs = pack_jobs(jobs, pack)
+    packs = pack_jobs(jobs, pack, workers)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -42,7 +42,7 @@ from groklab.errors import GroklabError
 from groklab.models.laziness import Lazy
 from groklab.training.loop import Stopping, Trainer
 
-__all__ = ["VARYING", "ensemble_key", "why_not_batched", "keep_freed_memory", "Ensemble"]
+__all__ = ["VARYING", "ensemble_key", "why_not_batched", "keep_freed_memory", "member_bytes", "Ensemble"]
 
 VARYING = ("name", "seed", "optim.lr", "optim.weight_decay", "model.init_scale", "model.alpha")
 
@@ -70,6 +70,37 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters (malloc.h)
     libc.mallopt(m_mmap_threshold, 1 << 30)
     libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+
+
+def member_bytes(config: Config) -> int:
+    """Estimated memory (bytes) one member of ``config`` adds to an ensemble: its parameters
+    stacked, their gradients and optimiser state; its trainer's own model and data; and the
+    tensors one training step saves for the backward pass, counted on a real forward pass of
+    one batch (``torch.autograd.graph.saved_tensors_hooks``), which is what grows with K."""
+    from groklab.models import build_model
+    from groklab.objective import training_objective
+    from groklab.seeding import generator
+    from groklab.tasks import build_task
+
+    data = build_task(config.task, config.seed)
+    model = build_model(config.model, data, generator(config.seed, "init"))
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    slots = {"adam": 2, "adamw": 2}.get(config.optim.name, 1 if config.optim.momentum else 0)
+    tensors = (data.train_x, data.train_y, data.test_x, data.test_y)
+    data_bytes = sum(t.numel() * t.element_size() for t in tensors)
+    batch = config.train.batch_size or len(data.train_y)
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.data_ptr()] = max(saved.get(t.data_ptr(), 0), t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        objective = training_objective(config.train.loss, config.train.label_scale)
+        objective(model(data.train_x[:batch]), data.train_y[:batch])
+    # stacked params + grads + optimiser slots, the trainer's model (and its centring copy), the
+    # trainer's data plus the stacked full batch, and the saved activations
+    return params * (2 + slots + 2) + 2 * data_bytes + sum(saved.values())
 
 
 def ensemble_key(config: Config) -> str:

@@ -77,6 +77,27 @@ def test_packs_group_compatible_fresh_points_in_order_up_to_their_size():
     assert pack_jobs(jobs, 1) == [[i] for i in range(len(jobs))]
 
 
+def test_packs_hold_only_as_many_members_as_fit_the_memory_budget(monkeypatch):
+    from groklab.sweeps.executor import Job, pack_jobs
+    from groklab.training.ensemble import member_bytes
+
+    jobs = [Job(BASE.override(f"seed={s}").to_json(), "unused") for s in range(5)]
+    monkeypatch.setenv("GROKLAB_PACK_MEMORY", str(2.5 * member_bytes(BASE) / 2**30))
+    assert pack_jobs(jobs, 4) == [[0, 1], [2, 3], [4]]
+    monkeypatch.setenv("GROKLAB_PACK_MEMORY", "lots")
+    with pytest.raises(GroklabError, match="GROKLAB_PACK_MEMORY"):
+        pack_jobs(jobs, 4)
+
+
+def test_a_member_s_memory_estimate_counts_the_activations_its_step_saves():
+    from groklab.training.ensemble import member_bytes
+
+    toy = groklab.load_preset("poly").override("task.d=10", "model.width=50", "task.n_test=10")
+    small, large = (member_bytes(toy.override(f"task.n_train={P}")) for P in (100, 1100))
+    # 1000 more training points: at least their (1000, 50) float32 preactivations saved for backward
+    assert large - small >= 1000 * 50 * 4
+
+
 def test_a_packed_sweep_writes_what_an_unpacked_one_writes(tmp_path, capsys):
     grid = {"optim.lr": [0.01, 1e20], "seed": [0, 1]}  # lr 1e20 diverges inside the pack; the others go on
     alone = sweep(BASE, grid, tmp_path / "alone", progress=False)
