@@ -55,13 +55,23 @@ def _readable_parquet(path: str) -> bool:
         return False
 
 
+# A step a run never reached is NULL; SQL's median would skip it and report the median of the runs
+# that got there. This one counts it as later than every step (censored) and gives NULL ("never")
+# when its middle run never got there; the lower median for an even count, a step some run has.
+CENSORED_MEDIAN = ("CREATE MACRO censored_median(x) AS nullif(quantile_disc(coalesce(CAST(x AS DOUBLE), "
+                   "'infinity'::DOUBLE), 0.5), 'infinity'::DOUBLE)")
+
+
 def query(root: Union[str, Path], sql: str) -> pd.DataFrame:
-    """Run ``sql`` (DuckDB) over the tables ``runs`` and ``metrics`` of the runs under ``root``."""
+    """Run ``sql`` (DuckDB) over the tables ``runs`` and ``metrics`` of the runs under ``root``.
+    Besides DuckDB's functions, ``censored_median(x)`` takes the median of times with NULL (never
+    reached) counted as later than any, NULL when the middle run never got there."""
     import duckdb
 
     table = runs(root)
     con = duckdb.connect()
     try:
+        con.execute(CENSORED_MEDIAN)
         con.register("runs", table)
         files = [f for f in (str(Path(d) / "metrics.parquet") for d in table.get("dir", [])) if _readable_parquet(f)]
         if files:

@@ -143,6 +143,26 @@ def test_the_runs_index_answers_sql_over_configs_summaries_and_metrics(tmp_path)
         query(tmp_path, "SELECT nope FROM runs")
 
 
+def test_the_censored_median_counts_never_as_later_than_every_step(tmp_path):
+    import duckdb
+
+    from groklab.store.index import CENSORED_MEDIAN
+
+    con = duckdb.connect()
+    con.execute(CENSORED_MEDIAN)
+
+    def median(values):
+        listing = ", ".join(f"({'NULL' if v is None else v})" for v in values)
+        return con.execute(f"SELECT censored_median(t) FROM (VALUES {listing}) AS v(t)").fetchone()[0]
+
+    assert median([300, None, 100]) == 300  # plain median would skip the censored run: 200
+    assert median([300, None, None]) is None  # the middle run never got there
+    assert median([400, 100, None, 200]) == 200  # lower median of 100, 200, 400, never
+    assert median([5, 1, 3]) == 3
+    sweep(BASE, {"seed": [0, 1]}, tmp_path / "s", progress=False)  # available in query()
+    assert query(tmp_path, "SELECT censored_median(steps) AS m FROM runs")["m"].tolist() == [30]
+
+
 def test_sweep_runs_and_plot_commands(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["sweep", "--grid", "model.width=16,32", "--grid", "seed=0..1", "--set", "task.p=11",
