@@ -7,7 +7,8 @@ with its error, or ``pending``). Restarted after a kill, a sweep skips the point
 complete, resumes those that left a checkpoint, and runs the rest; a failing point is
 recorded and the sweep goes on. ``--jobs N`` trains N points at once in worker processes;
 ``--pack K`` trains up to K points that differ only in what an ensemble batches (seed,
-learning rate, weight decay, init scale, alpha) as one batched model;
+learning rate, weight decay, init scale, alpha, the committee's eps) as one batched model, as
+many as fit the memory budget;
 ``--executor ray [--address ADDR] [--chunk N]`` sends them to a Ray cluster in chunks of N
 packs per task (``pip install groklab[ray]``), writing the same directories (which must be on
 storage every node sees).

@@ -3,9 +3,10 @@ each), or on a Ray cluster in chunks (:mod:`groklab.sweeps.ray_executor`, import
 then), with one progress bar. A point that fails is recorded with its error, not raised.
 
 With ``pack=K`` the fresh jobs whose configs differ only in what an ensemble batches (seed,
-learning rate, weight decay, init scale, alpha: :mod:`groklab.training.ensemble`) train K at
-a time as one batched model; the unit of work is then a *pack* (a list of jobs), and a
-lone job is a pack of one."""
+learning rate, weight decay, init scale, alpha, a model's ``per_member`` fields:
+:mod:`groklab.training.ensemble`) train up to K at a time, as many as fit
+:func:`pack_memory_budget`, as one batched model; the unit of work is then a *pack* (a list
+of jobs), and a lone job is a pack of one."""
 
 from __future__ import annotations
 
