@@ -161,11 +161,10 @@ def pack_jobs(jobs: Sequence[Job], size: int, workers: int = 1) -> list[list[int
             continue
         key = ensemble_key(config)
         if key not in groups:
+            budget = pack_memory_budget(config.train.device, workers)  # a bad $GROKLAB_PACK_MEMORY raises here
             try:
-                fits = pack_memory_budget(config.train.device, workers) // max(1, member_bytes(config))
-            except GroklabError as e:
-                if PACK_MEMORY_ENV in str(e):
-                    raise
+                fits = budget // max(1, member_bytes(config))
+            except GroklabError:
                 fits = 1  # the config cannot be built (missing data, ...): each point fails on its own, recorded
             groups[key] = (max(1, min(size, fits)), [])
         cap, open_packs = groups[key]

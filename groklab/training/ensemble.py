@@ -289,7 +289,8 @@ class Ensemble:
                     outcomes[k] = stops[k].outcome(time.perf_counter() - started)
             if all(o is not None for o in outcomes):
                 break
-            self.drop({k for k, o in enumerate(outcomes) if o is not None})
+            if evaluate or due_save:  # the only steps at which a member can finish
+                self.drop({k for k, o in enumerate(outcomes) if o is not None})
             self.step()
             bar.update(1)
         bar.close()
