@@ -86,13 +86,31 @@ class CommitteeMachine(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
         """(B, D) -> (B,) network output ``alpha/N sum_i v_i phi(h_i)``; with ``cache``,
-        stores ``hidden`` (preactivations) and ``logits`` (the output) there."""
+        stores ``hidden`` (preactivations) and ``logits`` (the output) there.
+
+        Without ``cache``, and when it is cheaper (``(B + N) D < B N``, e.g. the paper's
+        D = 100, N = 500, P = 550), the output is computed from the quadratic form it is
+        (:meth:`quadratic_form_output`), which never builds the (B, N) preactivations."""
+        if cache is None and (x.shape[0] + self.N) * self.D < x.shape[0] * self.N:
+            return self.quadratic_form_output(x)
         h = self.preactivations(x)  # (B, N)
         phi = h + 0.5 * self.eps_weight.to(h.dtype) * h * h
         out = (self.alpha / self.N) * (phi @ self.v)  # (B,)
         if cache is not None:
             cache["hidden"], cache["logits"] = h, out
         return out
+
+    def quadratic_form_output(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) -> (B,) the same output as :meth:`forward`, written as the function of x it is:
+        ``f(x) = alpha s (W^T v / N) . x + (alpha eps s^2 / 2) x^T (W^T diag(v) W / N) x``
+        (the toy model's ``wbar`` and ``M`` for readouts 1). It costs about ``(B + N) D^2``
+        multiply-adds, forward and backward, instead of ``B N D``, and holds (D, D) and (B, D)
+        temporaries instead of (B, N) ones."""
+        s, eps = self.input_scale, self.eps_weight.to(x.dtype)
+        mean_weight = self.W.T @ self.v / self.N  # (D,)
+        second_moment = (self.W.T * self.v) @ self.W / self.N  # (D, D)
+        quadratic = ((x @ second_moment) * x).sum(-1)  # (B,)
+        return self.alpha * (s * (x @ mean_weight) + 0.5 * eps * s * s * quadratic)
 
     @property
     def eps(self) -> float:

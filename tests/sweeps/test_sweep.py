@@ -92,10 +92,12 @@ def test_packs_hold_only_as_many_members_as_fit_the_memory_budget(monkeypatch):
 def test_a_member_s_memory_estimate_counts_the_activations_its_step_saves():
     from groklab.training.ensemble import member_bytes
 
-    toy = groklab.load_preset("poly").override("task.d=10", "model.width=50", "task.n_test=10")
+    # D > N, so the committee computes its (P, N) preactivations (not the quadratic form)
+    toy = groklab.load_preset("poly").override("task.d=100", "model.width=50", "task.n_test=10")
     small, large = (member_bytes(toy.override(f"task.n_train={P}")) for P in (100, 1100))
-    # 1000 more training points: at least their (1000, 50) float32 preactivations saved for backward
-    assert large - small >= 1000 * 50 * 4
+    # 1000 more training points: their (1000, 100) inputs and targets, held twice (the trainer's and
+    # the stacked full batch), and at least their (1000, 50) preactivations saved for backward
+    assert large - small >= 2 * 1000 * (100 + 1) * 4 + 1000 * 50 * 4
 
 
 def test_a_packed_sweep_writes_what_an_unpacked_one_writes(tmp_path, capsys):
