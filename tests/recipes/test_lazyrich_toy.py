@@ -108,6 +108,14 @@ def test_full_sizes_are_the_authors_settings():
     assert [toy.label_index(a.config) for a in design("lazyrich-fig5", quick=False).arms] == [1, 5, 70, 75, 100, 150]
 
 
+def test_phase_control_is_capped_but_never_longer_than_the_treatment():
+    for quick, steps in ((False, toy.PHASE_CONTROL_STEPS), (True, toy.PHASE_QUICK["steps"])):
+        d = design("lazyrich-phase-diagram", quick=quick)
+        control = d.control.apply(d.arms[0].config)
+        assert control.train.steps == steps <= d.arms[0].config.train.steps
+        assert control.task.target == "hermite" and control.task.degree == 1
+
+
 def test_phase_grid_can_be_reduced(monkeypatch):
     monkeypatch.setenv(toy.PHASE_ENV, "1,7")
     d = design("lazyrich-phase-diagram", quick=False)
