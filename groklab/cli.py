@@ -67,7 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--pack", type=int, default=1,
                      help="train up to this many runs that differ only in seed, lr, weight decay, init scale, alpha "
                           "(or the committee's eps) as one batched model (an ensemble), as many as fit half the free "
-                          "memory ($GROKLAB_PACK_MEMORY GiB if set); 1 = every run alone (default)")
+                          "memory ($GROKLAB_PACK_MEMORY GiB if set) and split evenly over --jobs; 1 = every run alone "
+                          "(default)")
     rep.add_argument("--reuse", action="store_true",
                      help="read finished runs of the same config in --out instead of retraining (restart a killed "
                           "reproduction, or judge earlier runs with this code)")
@@ -91,7 +92,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--pack", type=int, default=1,
                     help="train up to this many points that differ only in seed, lr, weight decay, init scale, "
                          "alpha (or the committee's eps) as one batched model (an ensemble), as many as fit half the "
-                         "free memory ($GROKLAB_PACK_MEMORY GiB if set); 1 = every point alone (default)")
+                         "free memory ($GROKLAB_PACK_MEMORY GiB if set) and split evenly over --jobs; 1 = every point "
+                         "alone (default)")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rn = sub.add_parser("runs", help="list the runs under a folder, or query them with SQL (DuckDB)")

@@ -10,6 +10,7 @@ of jobs), and a lone job is a pack of one."""
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -146,32 +147,39 @@ def pack_memory_budget(device: str, workers: int = 1) -> int:
 def pack_jobs(jobs: Sequence[Job], size: int, workers: int = 1) -> list[list[int]]:
     """The indices of ``jobs`` grouped into packs: fresh jobs (not resumed, no custom runner)
     whose configs can train as one ensemble (same :func:`~groklab.training.ensemble.ensemble_key`,
-    nothing unbatched) go together, up to ``size`` per pack and as many as fit in
-    :func:`pack_memory_budget` (estimated by :func:`~groklab.training.ensemble.member_bytes`), in
-    their order; every other job is a pack of one. Packs come in the order of their first job."""
+    nothing unbatched) go together, in their order, up to ``size`` per pack, as many as fit in
+    :func:`pack_memory_budget` (estimated by :func:`~groklab.training.ensemble.member_bytes`),
+    and no more than an even share of their group per worker, so that ``workers`` processes all
+    get work; every other job is a pack of one. Packs come in the order of their first job."""
     from groklab.config import Config
     from groklab.training.ensemble import ensemble_key, member_bytes, why_not_batched
 
-    groups: dict[str, tuple[int, list[list[int]]]] = {}  # key -> (members per pack, its packs)
-    packs: list[list[int]] = []
+    keys: list[Optional[str]] = []  # each job's ensemble key, None = a pack of its own
+    groups: dict[str, tuple[Config, list[int]]] = {}  # key -> (its first config, its jobs)
     for i, job in enumerate(jobs):
         config = None if job.resume or job.runner is not None or size <= 1 else Config.from_json(job.config_json)
-        if config is None or why_not_batched(config):
+        key = None if config is None or why_not_batched(config) else ensemble_key(config)
+        keys.append(key)
+        if key is not None:
+            groups.setdefault(key, (config, []))[1].append(i)
+    caps = {}
+    for key, (config, members) in groups.items():
+        budget = pack_memory_budget(config.train.device, workers)  # a bad $GROKLAB_PACK_MEMORY raises here
+        try:
+            fits = budget // max(1, member_bytes(config))
+        except GroklabError:
+            fits = 1  # the config cannot be built (missing data, ...): each point fails on its own, recorded
+        caps[key] = max(1, min(size, fits, math.ceil(len(members) / max(1, workers))))
+    packs: list[list[int]] = []
+    open_packs: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        if key is None:
             packs.append([i])
             continue
-        key = ensemble_key(config)
-        if key not in groups:
-            budget = pack_memory_budget(config.train.device, workers)  # a bad $GROKLAB_PACK_MEMORY raises here
-            try:
-                fits = budget // max(1, member_bytes(config))
-            except GroklabError:
-                fits = 1  # the config cannot be built (missing data, ...): each point fails on its own, recorded
-            groups[key] = (max(1, min(size, fits)), [])
-        cap, open_packs = groups[key]
-        if not open_packs or len(open_packs[-1]) >= cap:
-            open_packs.append([])
-            packs.append(open_packs[-1])
-        open_packs[-1].append(i)
+        if key not in open_packs or len(open_packs[key]) >= caps[key]:
+            open_packs[key] = []
+            packs.append(open_packs[key])
+        open_packs[key].append(i)
     return packs
 
 

@@ -77,6 +77,16 @@ def test_packs_group_compatible_fresh_points_in_order_up_to_their_size():
     assert pack_jobs(jobs, 1) == [[i] for i in range(len(jobs))]
 
 
+def test_packs_are_spread_over_the_workers():
+    from groklab.sweeps.executor import Job, pack_jobs
+
+    jobs = [Job(BASE.override(f"seed={s}").to_json(), "unused") for s in range(10)]
+    assert pack_jobs(jobs, 16) == [list(range(10))]  # one process: one ensemble
+    assert pack_jobs(jobs, 16, workers=2) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]  # not one pack and an idle worker
+    assert pack_jobs(jobs, 16, workers=3) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert pack_jobs(jobs, 2, workers=2) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]  # the size still caps
+
+
 def test_packs_hold_only_as_many_members_as_fit_the_memory_budget(monkeypatch):
     from groklab.sweeps.executor import Job, pack_jobs
     from groklab.training.ensemble import member_bytes
