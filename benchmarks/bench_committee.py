@@ -31,18 +31,21 @@ SIZES = {  # name: (D, N, P), the figures' own
 }
 
 
-def gradients(D: int, N: int, P: int, K: int, per_neuron: bool):
-    """A function computing the K members' gradients, and its arguments."""
+def gradients(D: int, N: int, P: int, K: int):
+    """The K members' gradient functions through each path (quadratic form, per neuron), and
+    their shared arguments."""
     net = CommitteeMachine(D, N, alpha=1.0, eps=0.3, seed=0)
     W = torch.randn(K, N, D)
     x, y = torch.randn(K, P, D) / D**0.5, torch.randn(K, P)
 
-    def loss(W, x, y):
+    def loss(W, x, y, per_neuron: bool):
         # forward with a cache keeps the (P, N) preactivations: the per-neuron path
         out = functional_call(net, {"W": W}, (x,), {"cache": {}} if per_neuron else {})
         return ((2.0 * out - y) ** 2).mean()
 
-    return vmap(grad(loss)), (W, x, y)
+    quadratic = vmap(grad(lambda W, x, y: loss(W, x, y, per_neuron=False)))
+    per_neuron = vmap(grad(lambda W, x, y: loss(W, x, y, per_neuron=True)))
+    return quadratic, per_neuron, (W, x, y)
 
 
 def seconds(fn, args, steps: int) -> float:
@@ -63,8 +66,7 @@ def main() -> None:
     rows = []
     for name, (D, N, P) in SIZES.items():
         for K in args.members:
-            quadratic, inputs = gradients(D, N, P, K, per_neuron=False)
-            per_neuron, _ = gradients(D, N, P, K, per_neuron=True)
+            quadratic, per_neuron, inputs = gradients(D, N, P, K)
             g_q, g_n = quadratic(*inputs), per_neuron(*inputs)
             difference = float((g_q - g_n).abs().max() / g_n.abs().max())
             times = {"quadratic": [], "per_neuron": []}

@@ -6,9 +6,10 @@
 (pre-LN, ReLU, batch-first attention) the way the popular reimplementations write their
 loops. The most used of them (danielmamay/grokking) trains a post-LN, GELU block with
 sequence-first ``nn.MultiheadAttention`` and its head over every position. This script
-builds that published block structure beside ours, with the same data loaders, AdamW,
-per-step ``.item()`` logging and per-epoch validation, and times one epoch of each (10
-training steps and one pass over the 4656 validation pairs), the order alternated. Only the
+builds that published block structure beside ours and runs both through the reference's own
+epoch (``reference_power.train_epoch`` and ``evaluate``: data loaders, AdamW, warm-up,
+per-step ``.item()`` logging, validation), timing one epoch of each (10 training steps and one
+pass over the 4656 validation pairs), the order alternated. Only the
 cost per step is compared: the two networks are not the same, so their steps to 99% are not.
 Writes benchmarks/results/reference_step.json.
 """
@@ -50,7 +51,7 @@ class PublishedBlock(nn.Module):
 
 class PublishedTransformer(nn.Module):
     """Token and position embeddings, the blocks, a final LayerNorm and a head over the
-    vocabulary at every position; returns (seq, batch, vocab)."""
+    vocabulary at every position; returns (batch, seq, vocab)."""
 
     def __init__(self, num_tokens: int, seq_len: int = 5):
         super().__init__()
@@ -62,42 +63,30 @@ class PublishedTransformer(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         batch, length = inputs.shape
         embedded = self.tokens(inputs) + self.positions(torch.arange(length).unsqueeze(0).expand(batch, length))
-        return self.model(embedded.transpose(0, 1))
+        # sequence-first inside, as published; (batch, seq, vocab) out, a view, so our loop reads it
+        return self.model(embedded.transpose(0, 1)).transpose(0, 1)
 
 
 def setup(style: str):
-    """(model, read-out of the last position, optimiser, loaders) of one loop."""
+    """(model, optimiser, schedule, loaders) of one loop."""
     torch.manual_seed(0)
     train_loader, val_loader = ours.get_data(0)
     vocab = ours.P + 2
-    if style == "published":
-        model, last = PublishedTransformer(vocab), (lambda out: out[-1])
-    else:
-        model, last = ours.Transformer(ours.N_LAYERS, ours.D_MODEL, ours.N_HEADS, ours.D_MLP, vocab, 4), \
-            (lambda out: out[:, -1])
+    model = PublishedTransformer(vocab) if style == "published" else \
+        ours.Transformer(ours.N_LAYERS, ours.D_MODEL, ours.N_HEADS, ours.D_MLP, vocab, 4)
     optimizer = torch.optim.AdamW(model.parameters(), lr=ours.LR, betas=ours.BETAS, weight_decay=ours.WEIGHT_DECAY)
-    return model, last, optimizer, train_loader, val_loader
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / ours.WARMUP_STEPS))
+    return model, optimizer, schedule, train_loader, val_loader
 
 
-def epoch_seconds_per_step(model, last, optimizer, train_loader, val_loader) -> float:
-    """One epoch as both loops run it; seconds per training step, validation included."""
-    criterion = nn.CrossEntropyLoss()
-    started, steps = time.perf_counter(), 0
-    model.train()
-    for inputs, labels in train_loader:
-        optimizer.zero_grad()
-        output = last(model(inputs))
-        loss = criterion(output, labels)
-        accuracy = (output.argmax(1) == labels).sum() / len(labels)
-        loss.backward()
-        optimizer.step()
-        loss.item(), accuracy.item()
-        steps += 1
-    model.eval()
-    with torch.no_grad():
-        for inputs, labels in val_loader:
-            output = last(model(inputs))
-            float((output.argmax(1) == labels).sum()), float(criterion(output, labels))
+def epoch_seconds_per_step(model, optimizer, schedule, train_loader, val_loader) -> float:
+    """One epoch of the reference's own loop (``train_epoch`` then ``evaluate``); seconds per
+    training step, validation included."""
+    criterion, log = nn.CrossEntropyLoss(), {"step": [], "train_loss": [], "train_acc": []}
+    started = time.perf_counter()
+    steps = ours.train_epoch(model, train_loader, optimizer, schedule, criterion, torch.device("cpu"), log, 0,
+                             max_steps=len(train_loader))
+    ours.evaluate(model, val_loader, criterion, torch.device("cpu"))
     return (time.perf_counter() - started) / steps
 
 
