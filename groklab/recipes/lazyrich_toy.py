@@ -269,6 +269,17 @@ def _fig3_config(s: dict, eps: float, alpha: float) -> Config:
                       label_scale=2.0)
 
 
+def _fig3_design(quick: bool, arms: list[Arm], judge, title: str, knob, knob_label: str, **texts) -> Design:
+    """Figs. 3a / 3b: one arm per value of a knob of the toy model (``knob(config)`` reads it),
+    3 seeds each, judged on the delays between train and test loss halving; the control swaps
+    in a target the initial kernel is aligned with. ``texts``: the Design's size, falsifier, notes."""
+    return Design(arms=arms, seeds=seeds_for(quick, 3, 3), measure=measure_times, judge=judge,
+                  control=Control(ALIGNED_TARGET, ALIGNED_WHY),
+                  figure=lambda res, ctl: _bands_and_sweep(res, ctl, title, knob, "reduction_delay", knob_label,
+                                                           "steps from train loss halving to test loss halving"),
+                  **texts)
+
+
 def judge_alpha_sweep(results: Results) -> list:
     """Delay between the train and the test loss halving grows with alpha (smallest vs 1, 1 vs
     largest), and the laziest alpha ends with the worst test loss."""
@@ -293,21 +304,15 @@ def judge_alpha_sweep(results: Results) -> list:
 def fig3a(ctx: RecipeContext) -> Design:
     s = FIG3_QUICK if ctx.quick else FIG3_FULL
     alphas = ALPHAS_QUICK if ctx.quick else ALPHAS_FULL
-    return Design(
-        arms=[Arm(f"alpha{a:g}", f"alpha {a:g}", _fig3_config(s, 0.25, a)) for a in alphas],
-        seeds=seeds_for(ctx.quick, 3, 3),
-        measure=measure_times,
-        judge=judge_alpha_sweep,
-        control=Control(ALIGNED_TARGET, ALIGNED_WHY),
+    return _fig3_design(
+        ctx.quick, [Arm(f"alpha{a:g}", f"alpha {a:g}", _fig3_config(s, 0.25, a)) for a in alphas], judge_alpha_sweep,
+        "Paper 001 fig. 3a: laziness alpha", lambda c: c.model.alpha, "alpha (output scale)",
         size=f"alpha {', '.join(f'{a:g}' for a in alphas)}; D={s['D']}, N={s['N']}, P={s['P']}, eps=0.25, "
              f"lr 0.5 N / alpha^2, {s['steps']} steps",
         falsifier="the delay between the train and the test loss halving not longer at alpha 1 than at the smallest "
                   "alpha, or not longer at the largest alpha than at 1 (by more than the seed spread, in 2/3 of the "
                   "seeds), or the largest alpha not ending with a worse test loss; or all of that also with a "
                   "target the initial kernel is aligned with",
-        figure=lambda res, ctl: _bands_and_sweep(res, ctl, "Paper 001 fig. 3a: laziness alpha", lambda c: c.model.alpha,
-                                                 "reduction_delay", "alpha (output scale)",
-                                                 "steps from train loss halving to test loss halving"),
         notes=("Authors' fig. 3a: x ~ N(0, I), h = W x / sqrt(D), y = (beta.x / sqrt(D))^2, D=100, N=500, P=450, "
                "eps=0.25, loss / alpha^2 at fixed lr 0.5 N (= lr 0.5 N / alpha^2 on the unscaled loss), 60k steps, "
                "alpha in 2^-5 .. 16, one seed; here the same model as x' = x / sqrt(D), target x2 (label_scale 2). "
@@ -339,22 +344,15 @@ def judge_eps_sweep(results: Results) -> list:
         "test loss decrease; and the worse-aligned small eps ends with the lower test loss.")
 def fig3b(ctx: RecipeContext) -> Design:
     s = FIG3_QUICK if ctx.quick else FIG3_FULL
-    return Design(
-        arms=[Arm(f"eps{e:g}", f"eps {e:g}", _fig3_config(s, e, 1.0)) for e in EPSILONS],
-        seeds=seeds_for(ctx.quick, 3, 3),
-        measure=measure_times,
-        judge=judge_eps_sweep,
-        control=Control(ALIGNED_TARGET, ALIGNED_WHY),
+    return _fig3_design(
+        ctx.quick, [Arm(f"eps{e:g}", f"eps {e:g}", _fig3_config(s, e, 1.0)) for e in EPSILONS], judge_eps_sweep,
+        "Paper 001 fig. 3b: alignment knob eps", lambda c: c.model.eps, "eps (quadratic part of phi)",
         size=f"eps {', '.join(f'{e:g}' for e in EPSILONS)}; D={s['D']}, N={s['N']}, P={s['P']}, alpha 1, lr 0.5 N, "
              f"{s['steps']} steps",
         falsifier="the delay between the train and the test loss halving not shorter at the largest eps than at the "
                   "smallest (beyond the seed spread, in 2/3 of the seeds), the largest eps's test loss halving later "
                   "than 2x its train loss, or the smallest eps not ending lower; or all of that also with a target "
                   "the initial kernel is aligned with",
-        figure=lambda res, ctl: _bands_and_sweep(res, ctl, "Paper 001 fig. 3b: alignment knob eps",
-                                                 lambda c: c.model.eps, "reduction_delay",
-                                                 "eps (quadratic part of phi)",
-                                                 "steps from train loss halving to test loss halving"),
         notes=("The authors' notebook has no eps sweep (fig. 3a's cell, eps = 0.25): eps 0.05, 0.25, 1 in fig. 3a's "
                "setting at alpha 1. The previous check asked the largest eps to reach the lowest loss, the opposite "
                "of the paper (sec. 5.2: smaller eps 'leads to lower final test loss'). Delays are measured at half "

@@ -163,6 +163,18 @@ def modular_config(steps: int, overrides: Sequence[str] = (), metrics: Sequence[
     return load_preset("mlp-add").override(*sets)
 
 
+def weight_decay_design(seeds: Sequence[int], steps: int, measure, judge, why: str, metric: Optional[str] = None,
+                        every: Optional[int] = None, notes: Optional[str] = None, **texts) -> Design:
+    """The design most of paper 000's claims take: one arm, ``mlp-add`` under AdamW with weight
+    decay 1 for ``steps`` steps (with the scheduled ``metric`` every ``every`` steps), and as its
+    control the same runs without weight decay, where nothing generalises; ``why`` says what the
+    control must show. ``texts`` are the Design's ``size``, ``falsifier`` and ``figure``."""
+    metrics = {"metrics": (metric,), "every": every} if metric else {}
+    return Design(arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, **metrics))], seeds=seeds,
+                  measure=measure, judge=judge, control=Control(NO_DECAY, why), notes=notes or settings_note(),
+                  **texts)
+
+
 def images_config(quick: bool, overrides: Sequence[str] = ()) -> Config:
     """Preset ``mnist-omnigrok`` for ``IMAGES_STEPS`` steps: scikit-learn digits in the quick size; at
     full size MNIST (1000 train, 10k test) when ``$GROKLAB_MNIST`` names the IDX directory, else digits."""
@@ -364,21 +376,16 @@ def judge_norm_peak(results) -> list:
 def norm_decay(ctx: RecipeContext) -> Design:
     """Weight norm and grokking under AdamW; control without weight decay."""
     steps = 4000 if ctx.quick else 6000
-    return Design(
-        arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps))],
-        seeds=seeds_for(ctx.quick, 3, 5),
-        measure=measure_norm_peak,
-        judge=judge_norm_peak,
-        control=Control(NO_DECAY,
-                        "Paper 000 ties the norm's fall to weight decay: without it the norm does not shrink and "
-                        "(Omnigrok, paper 001) a network at this init has no pressure to leave memorisation."),
+    return weight_decay_design(
+        seeds_for(ctx.quick, 3, 5), steps, measure_norm_peak, judge_norm_peak,
+        why="Paper 000 ties the norm's fall to weight decay: without it the norm does not shrink and "
+            "(Omnigrok, paper 001) a network at this init has no pressure to leave memorisation.",
         size=f"preset mlp-add (x+y mod 97, 40% train, width 256), {steps} steps",
         falsifier="in most seeds the norm still rising (or not 3% below its peak) when test acc crosses 0.95, or "
                   "test acc crossing 0.95 less than 2x after train acc 0.99 (no delay); or the same pattern "
                   "without weight decay",
         figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "weight_norm"],
-                                             "Paper 000 fig. 1: weight norm and grokking under AdamW"),
-        notes=settings_note(),
+                                      "Paper 000 fig. 1: weight norm and grokking under AdamW"),
     )
 
 
@@ -431,23 +438,18 @@ def judge_sharpness(results: Results) -> list[Criterion]:
 def sharpness(ctx: RecipeContext) -> Design:
     """Sharpness from fitting to the end; control without weight decay."""
     steps, every = (4000, 100) if ctx.quick else (6000, 50)
-    return Design(
-        arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("sharpness",), every=every))],
-        seeds=seeds_for(ctx.quick, 4, 5),
-        measure=measure_sharpness,
-        judge=judge_sharpness,
-        control=Control(NO_DECAY,
-                        "Paper 000 (sec. 3.1) explains grokking by the weight norm's decay under weight decay, with a "
-                        "sharpness that does not grow; without weight decay the norm does not decay and the network "
-                        "never generalises here. If sharpness falls just as much there, its fall comes with fitting "
-                        "a cross-entropy loss, not with grokking, and is no evidence for the robustness account."),
+    return weight_decay_design(
+        seeds_for(ctx.quick, 4, 5), steps, measure_sharpness, judge_sharpness, metric="sharpness", every=every,
+        why="Paper 000 (sec. 3.1) explains grokking by the weight norm's decay under weight decay, with a sharpness "
+            "that does not grow; without weight decay the norm does not decay and the network never generalises "
+            "here. If sharpness falls just as much there, its fall comes with fitting a cross-entropy loss, not with "
+            "grokking, and is no evidence for the robustness account.",
         size=f"mlp-add, {steps} steps, sharpness (Hutchinson, 4 probes, 1024 training pairs) every {every} steps",
         falsifier=f"in most seeds sharpness at the end above {1 - SHARPNESS_FALL:g}x its value at fitting, or not "
                   f"decreasing after fitting (Spearman > {DECREASING:g}); or the runs not grokking late; or sharpness "
                   "falling the same way without weight decay, where nothing generalises",
         figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "sharpness", "weight_norm"],
-                                             "Paper 000 fig. 2: sharpness of the training loss"),
-        notes=settings_note(),
+                                      "Paper 000 fig. 2: sharpness of the training loss"),
     )
 
 
@@ -613,16 +615,12 @@ def judge_jumps(results: Results) -> list[Criterion]:
 def pmi_pe(ctx: RecipeContext) -> Design:
     """Where PE and PMI change most, at three noise levels; control without weight decay."""
     steps, every = (3000, 40) if ctx.quick else (4000, 20)
-    return Design(
-        arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("matrix_info_sweep",), every=every))],
-        seeds=seeds_for(ctx.quick, 4, 5),
-        measure=measure_jumps,
-        judge=judge_jumps,
-        control=Control(NO_DECAY,
-                        "Without weight decay the network memorises and never groks within the run, so there is no "
-                        "grokking time for PE or PMI to mark: the check must fail there (it does by construction, "
-                        "since its window needs a grokking time); the control's largest changes are reported to show "
-                        "where PE and PMI move when nothing generalises."),
+    return weight_decay_design(
+        seeds_for(ctx.quick, 4, 5), steps, measure_jumps, judge_jumps, metric="matrix_info_sweep", every=every,
+        why="Without weight decay the network memorises and never groks within the run, so there is no grokking "
+            "time for PE or PMI to mark: the check must fail there (it does by construction, since its window needs "
+            "a grokking time); the control's largest changes are reported to show where PE and PMI move when "
+            "nothing generalises.",
         size=f"mlp-add, {steps} steps, PE and PMI on 512 training pairs at sigma "
              f"{', '.join(f'{s:g}' for s in MATRIX_INFO_SWEEP)} every {every} steps",
         falsifier="for PE or for PMI, at every noise level, the largest change between evaluations falling outside "
@@ -678,22 +676,17 @@ def judge_mid_ed(results: Results) -> list[Criterion]:
 def mid_ed(ctx: RecipeContext) -> Design:
     """MID / ED before fitting; control without weight decay, where nothing generalises."""
     steps, every = (3000, 20) if ctx.quick else (4000, 10)
-    return Design(
-        arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("matrix_info",), every=every))],
-        seeds=seeds_for(ctx.quick, 4, 5),
-        measure=measure_mid_ed,
-        judge=judge_mid_ed,
-        control=Control(NO_DECAY,
-                        "Without weight decay the network fits but never generalises within the run. A decrease that "
-                        "'announces later generalisation' must be absent there; if MID and ED fall as much before "
-                        "fitting, the decrease comes with fitting, not with what follows."),
+    return weight_decay_design(
+        seeds_for(ctx.quick, 4, 5), steps, measure_mid_ed, judge_mid_ed, metric="matrix_info", every=every,
+        why="Without weight decay the network fits but never generalises within the run. A decrease that 'announces "
+            "later generalisation' must be absent there; if MID and ED fall as much before fitting, the decrease "
+            "comes with fitting, not with what follows.",
         size=f"mlp-add, {steps} steps, MID and ED (sigma {MATRIX_INFO_SIGMA:g}, 512 training pairs) every {every} "
              "steps",
         falsifier=f"MID or ED at fitting less than {DROP:.0%} below their pre-fit peak in more than 1/3 of the seeds; "
                   "or the runs not grokking late; or the same decrease without weight decay, where nothing generalises",
         figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "matrix_info.mid", "matrix_info.ed"],
-                                             "Paper 000 figs. 6-7: MID and ED"),
-        notes=settings_note(),
+                                      "Paper 000 figs. 6-7: MID and ED"),
     )
 
 
@@ -863,20 +856,16 @@ def judge_laws(results: Results) -> list[Criterion]:
 def group_laws(ctx: RecipeContext) -> Design:
     """Held-out doubling, zero identity and associativity; control without weight decay."""
     steps, every = (3000, 40) if ctx.quick else (5000, 20)
-    return Design(
-        arms=[Arm("wd", "AdamW, weight decay 1", modular_config(steps, metrics=("heldout_laws",), every=every))],
-        seeds=seeds_for(ctx.quick, 5, 5),
-        measure=measure_laws,
-        judge=judge_laws,
-        control=Control(NO_DECAY,
-                        "Without weight decay the network memorises but never generalises within the run; by the "
-                        "paper's account the laws, scored on pairs it never saw, should not hold there either."),
+    return weight_decay_design(
+        seeds_for(ctx.quick, 5, 5), steps, measure_laws, judge_laws, metric="heldout_laws", every=every,
+        why="Without weight decay the network memorises but never generalises within the run; by the paper's "
+            "account the laws, scored on pairs it never saw, should not hold there either.",
         size=f"mlp-add, {steps} steps, laws on held-out pairs every {every} steps",
         falsifier=f"a law reaching {FAILS:g} held-out accuracy before grokking, or staying below {HOLDS:g} at the end, "
                   "in more than 1/3 of the seeds; or the laws holding without weight decay",
         figure=lambda res, ctl: bands(res, ctl, ["test_acc", *(f"heldout_laws.{k}" for k, _ in LAWS),
-                                                        "heldout_laws.doubling_loss"],
-                                             "Paper 000 figs. 15-16: further group laws on held-out pairs"),
+                                                 "heldout_laws.doubling_loss"],
+                                      "Paper 000 figs. 15-16: further group laws on held-out pairs"),
         notes=f"{settings_note()} Scored on held-out pairs only (doubling: x with (x, x) in the test split; zero "
               "identity: (x, 0) and (0, x) in the test split; associativity: x whose outer pairs (s, x), (x, s) are "
               "both held out, s = the model's x+x), since a fitted network answers its training pairs whatever it "

@@ -129,3 +129,21 @@ def test_a_live_run_flushes_its_metrics_between_checkpoints(tmp_path, monkeypatc
     with pytest.raises(Killed):
         groklab.run(tiny(train={"checkpoint_every": None}), out=tmp_path / "live", progress=False)
     assert pd.read_parquet(tmp_path / "live" / "metrics.parquet")["step"].tolist() == [0, 10, 20]
+
+
+def test_chunked_evaluation_matches_one_pass_over_the_set():
+    # Against an independent computation: the objective and the argmax over the whole set at once.
+    import torch
+
+    from groklab.objective import training_objective
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5))
+    x, y = torch.randn(203, 6), torch.randint(0, 5, (203,))
+    objective = training_objective("cross_entropy", 1.0)
+    logits = model(x).detach()
+    whole_loss, whole_acc = objective(logits, y), (logits.argmax(-1) == y).float().mean()
+    for chunk in (None, 7, 64, 203, 1000):
+        loss, acc = loop.evaluate(model, x, y, objective, chunk=chunk)
+        assert loss.item() == pytest.approx(whole_loss.item(), rel=1e-6), chunk
+        assert acc.item() == whole_acc.item(), chunk  # counts: exact whatever the chunking
