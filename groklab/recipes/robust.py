@@ -297,19 +297,14 @@ def config_changes(before: Config, after: Config) -> str:
 def bands(results: Results, control: Optional[Results], columns: Sequence[str], title: str) -> Figure:
     """:func:`~groklab.report.figures.bands_figure`, with each control arm's legend entry naming
     what the control changed (``(control: optim.weight_decay=0.0)``) instead of ``(control)``."""
-    fig = bands_figure(results, control, columns, title)
-    if control is None:
-        return fig
-    names = {}
-    for arm in control.arms:
+
+    def changes(arm) -> str:
         ours, theirs = results.runs[arm.key][0], control.runs[arm.key][0]
-        if getattr(ours, "config", None) is not None and getattr(theirs, "config", None) is not None:
-            names[f"{arm.label} (control)"] = f"{arm.label} (control: {config_changes(ours.config, theirs.config)})"
-    for ax in fig.axes:
-        legend = ax.get_legend()
-        for text in (legend.get_texts() if legend else []):
-            text.set_text(names.get(text.get_text(), text.get_text()))
-    return fig
+        if getattr(ours, "config", None) is None or getattr(theirs, "config", None) is None:
+            return " (control)"
+        return f" (control: {config_changes(ours.config, theirs.config)})"
+
+    return bands_figure(results, control, columns, title, control_suffix=changes)
 
 
 def stacked(figures: Sequence[Figure]) -> Figure:

@@ -4,7 +4,8 @@ bands of a recipe's arms (median line, range band, control dashed). The recipes 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import math
+from typing import Callable, Optional, Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
@@ -121,12 +122,17 @@ def _median_time(runs: Sequence, key: str):
     return median_censored(values)
 
 
+LONG_LEGEND = 45  # characters: a longer entry puts the legend under the panels, off the curves
+
+
 def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None, title: str = "",
-                 log_y: Sequence[str] = ("train_loss", "test_loss", "sharpness")) -> Figure:
+                 log_y: Sequence[str] = ("train_loss", "test_loss", "sharpness"),
+                 control_suffix: Optional[Callable] = None) -> Figure:
     """One panel per column, one colour per arm: the median over seeds as a line and the
     range over seeds as a band (every seed drawn when there are two); the control's arms
-    dashed. Vertical dotted lines mark each arm's median fit (train) and grok (test) step:
-    accuracy thresholds where the runs have accuracies, loss thresholds otherwise."""
+    dashed, labelled with ``control_suffix(arm)`` (default `` (control)``). Vertical dotted
+    lines mark each arm's median fit (train) and grok (test) step: accuracy thresholds where
+    the runs have accuracies, loss thresholds otherwise. Long legend entries go under the panels."""
     import numpy as np
 
     first = next(iter(results.runs.values()))[0]
@@ -135,7 +141,8 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
         columns = ["train_loss", "test_loss"] if regression else ["train_acc", "test_acc", "test_loss"]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.8 * len(columns), 3.9), squeeze=False)
     times = ("t_train_loss", "t_test_loss") if regression else ("t_train_acc", "t_test_acc")
-    groups = [(results, "-", "")] + ([(control, "--", " (control)")] if control is not None else [])
+    suffix_of = control_suffix or (lambda arm: " (control)")
+    groups = [(results, "-", lambda arm: "")] + ([(control, "--", suffix_of)] if control is not None else [])
     for ax, column in zip(axes[0], columns):
         for results_, style, suffix in groups:
             for i, arm in enumerate(results_.arms):
@@ -147,7 +154,7 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
                 with np.errstate(all="ignore"):
                     med = np.nanmedian(table, axis=0)
                 colour = f"C{i}"
-                ax.plot(x, med, style, color=colour, label=f"{arm.label}{suffix}", lw=1.6)
+                ax.plot(x, med, style, color=colour, label=f"{arm.label}{suffix(arm)}", lw=1.6)
                 if len(runs) > 1:
                     ax.fill_between(x, np.nanmin(table, axis=0), np.nanmax(table, axis=0), color=colour, alpha=0.15,
                                     lw=0)
@@ -159,12 +166,21 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
         ax.set(xscale="log", xlabel=words("step") + " (step 0 drawn at 1)", ylabel=words(column),
                yscale="log" if column in log_y else "linear")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
     mark_text = "fit" if not regression else "train loss 0.1x"
     axes[0][0].set_title(f"dotted: median {mark_text} step; dash-dot: median "
                          f"{'grok' if not regression else 'test loss 0.1x'} step", fontsize=8)
     n = len(results.seeds)
     fig.suptitle(f"{title} ({n} seed{'s' if n > 1 else ''}: median line, range band)")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if labels and max(map(len, labels)) > LONG_LEGEND:
+        ncol = 1 if max(map(len, labels)) > 2 * LONG_LEGEND else 2
+        legend_inches = 0.1 + 0.16 * math.ceil(len(labels) / ncol)  # rows of 7-point text
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + legend_inches)  # the panels keep their size
+        fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, legend_inches / (height + legend_inches), 1, 1))
+    else:
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
     return fig
 
