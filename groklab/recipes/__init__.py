@@ -129,10 +129,11 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
     sets = tuple(overrides)
     plan = []  # (config, out, runner) per (condition, arm, seed)
     conditions = [False, True] if run_control else [False]
+    arms_of = {False: list(design.arms), True: design.control.arms_of(design.arms) if run_control else []}
     if run_control:
-        design.control.check_applies([arm.config.override(*sets) for arm in design.arms])
+        design.control.check_applies([arm.config.override(*sets) for arm in arms_of[True]])
     for is_control in conditions:
-        for arm in design.arms:
+        for arm in arms_of[is_control]:
             config = arm.config.override(*sets)
             config = design.control.apply(config) if is_control else config
             for s in seeds:
@@ -141,12 +142,13 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
     runs, reused = run_all(plan, workers=max(1, jobs), progress=ctx.progress, description=entry.name, reuse=reuse,
                            pack=pack)
     ctx.runs.extend(r.dir for r in runs)
-    per_condition = len(design.arms) * len(seeds)
-    tables = []
-    for c in range(len(conditions)):
-        chunk = runs[c * per_condition:(c + 1) * per_condition]
-        by_arm = {arm.key: chunk[i * len(seeds):(i + 1) * len(seeds)] for i, arm in enumerate(design.arms)}
-        tables.append(results_from_runs(design.arms, seeds, by_arm, design.measure))
+    tables, start = [], 0
+    for is_control in conditions:
+        arms = arms_of[is_control]
+        chunk = runs[start:start + len(arms) * len(seeds)]
+        start += len(chunk)
+        by_arm = {arm.key: chunk[i * len(seeds):(i + 1) * len(seeds)] for i, arm in enumerate(arms)}
+        tables.append(results_from_runs(arms, seeds, by_arm, design.measure))
     results, control = tables[0], (tables[1] if run_control else None)
     judged = judge_design(design, results, control)
     notes = [f"size: {design.size}", f"seeds: {seeds}"]
@@ -159,7 +161,9 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
         ctl = judged["control"]
         state = ("not run at the quick size (documented only)" if not ctl["ran"]
                  else "effect absent, as the paper says" if not ctl["holds"] else "effect ALSO present")
-        notes.append(f"control ({' '.join(design.control.overrides)}): {state}. {design.control.why}")
+        subset = (f", on {len(arms_of[True])} of the {len(design.arms)} arms" if run_control
+                  and len(arms_of[True]) < len(design.arms) else "")
+        notes.append(f"control ({' '.join(design.control.overrides)}{subset}): {state}. {design.control.why}")
     else:
         notes.append("control: none (the claim names no setting in which the effect is absent).")
     if design.notes:

@@ -68,11 +68,20 @@ class Control:
     modular arms of a recipe that also has image arms); each must apply to some arm.
 
     ``run_quick=False`` only documents the control at the quick size (it is run at full
-    size); the verdict says so."""
+    size); the verdict says so. ``arms`` (keys) runs the control on those arms only, where a
+    grid is too costly to run twice and the check reads a few of its cells; default: all."""
 
     overrides: tuple[str, ...]
     why: str
     run_quick: bool = True
+    arms: Optional[tuple[str, ...]] = None
+
+    def arms_of(self, arms: Sequence["Arm"]) -> list["Arm"]:
+        """The arms the control runs, in the design's order; a key no arm has is an error."""
+        unknown = set(self.arms or ()) - {a.key for a in arms}
+        if unknown:
+            raise GroklabError(f"the control names arms the design does not have: {', '.join(sorted(unknown))}")
+        return [a for a in arms if self.arms is None or a.key in self.arms]
 
     def apply(self, config: Config) -> Config:
         """``config`` with those of the overrides whose keys it has."""

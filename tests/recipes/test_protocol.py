@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from groklab import GroklabError
 from groklab.cli import main
 from groklab.recipes import RECIPES, recipe, reproduce
 from groklab.recipes.protocol import (Arm, Control, Criterion, Design, Sample, higher, judge_design, lower,
@@ -146,3 +147,30 @@ def test_reuse_reads_finished_runs_instead_of_retraining(tmp_path, learning_reci
     other = reproduce(learning_recipe, out=tmp_path / "rep", quick=True, progress=False, seeds=[0], reuse=True,
                       overrides=["train.steps=40"])
     assert summary.stat().st_mtime_ns != stamp and other["overrides"] == ["train.steps=40"]
+
+
+def test_a_control_on_some_arms_runs_and_judges_only_those(tmp_path):
+    short = tiny(train={"steps": 40, "eval_every": 20, "checkpoint_every": None})
+
+    @recipe("test-subset", paper="none", claim="Tiny MLPs at two learning rates fit their training set.")
+    def subset(ctx):
+        return Design(
+            arms=[Arm("fast", "lr 0.01", short), Arm("slow", "lr 0.003", short.override("optim.lr=0.003"))],
+            seeds=[0],
+            measure=lambda run: {"train_acc": run.summary["train_acc"]},
+            judge=lambda res: [most_seeds(res[a.key]["train_acc"], lambda v: v >= 0.0, f"{a.key} ran", "ran")
+                               for a in res.arms],
+            control=Control(("optim.lr=1e-9",), "nothing is learned", arms=("slow",)),
+            size="x+y mod 11, 40 steps", falsifier="never",
+        )
+
+    try:
+        verdict = reproduce("test-subset", out=tmp_path / "rep", quick=True, progress=False)
+        assert [c["name"] for c in verdict["control"]["criteria"]] == ["slow ran"]  # judged on its one arm
+        assert set(verdict["control_measured"]) == {f"slow.train_acc.{s}" for s in ("median", "low", "high")}
+        assert sorted(p.name for p in (tmp_path / "rep" / "control").iterdir()) == ["slow-seed0"]
+        assert "on 1 of the 2 arms" in verdict["notes"]
+        with pytest.raises(GroklabError, match="does not have: nope"):
+            Control(("optim.lr=1e-9",), "x", arms=("nope",)).arms_of([Arm("fast", "lr 0.01", short)])
+    finally:
+        RECIPES.pop("test-subset")
