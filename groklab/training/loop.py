@@ -92,7 +92,7 @@ def train_step(
 
 
 # Rows per evaluation chunk by device type. On a CPU a chunk's activations should stay in cache:
-# power-xdivy's evaluation (two sets of 4.7k pairs) ran ~1.7x faster in chunks of 2048 than
+# power-xdivy's evaluation (two sets of 4.7k pairs) ran 1.25-1.7x faster in chunks of 2048 than
 # whole (benchmarks/profile_power_xdivy.py); a GPU wants few, large launches.
 EVAL_CHUNK = {"cpu": 2048}
 EVAL_CHUNK_DEFAULT = 16384
