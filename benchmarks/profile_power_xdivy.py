@@ -16,14 +16,16 @@ For groklab's preset and for the reference loop of ``bench_power_xdivy.py``
 * the fp32 matmul rate of this CPU: a 2048 x 2048 ``torch.mm`` at the same thread count (the
   attainable peak), and the rate at the step's own largest product shape, (batch x 4 tokens,
   128) x (128, 512);
-* ``torch.profiler`` tables of the operators' own CPU time (self time), grouped (matrix
-  products, attention, elementwise and normalisation, optimiser, indexing and copies, other),
-  for 10 training steps and for one evaluation of each side.
+* ``torch.profiler`` tables of the operators' own CPU time (self time), grouped (``GROUPS``:
+  matrix products, attention, normalisation, indexing and copies, optimiser, elementwise and
+  reductions, framework Python), for 10 training steps and for one evaluation of each side.
 
 ``--eval-chunk`` sets the rows per evaluation chunk of groklab's CPU evaluation
 (``groklab.training.loop.EVAL_CHUNK``; 16384, one chunk per set, was the setting before
-issue 13's change), to profile before and after. Prints a summary and writes ``--out``. Timings depend on
-the machine and its load (the load average is recorded); the suite asserts none of them.
+issue 13's change), to profile before and after. Prints a summary and writes ``--out``.
+Timings depend on the machine and its load (the load average is recorded); the suite asserts
+none of them. The reference's "step" is one pass of its ``train_epoch`` limited to one batch,
+so it also pays for starting a loader iterator each step (the real loop does that once an epoch).
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def profile_table(fn: Callable[[], object], top: int = 12) -> dict:
     total = sum(e.self_cpu_time_total for e in events)
     groups: dict[str, float] = {}
     for e in events:
-        groups[group_of(e.key)] = groups.get(group_of(e.key), 0.0) + e.self_cpu_time_total
+        group = group_of(e.key)
+        groups[group] = groups.get(group, 0.0) + e.self_cpu_time_total
     ops = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
     return {
         "total_ms": total / 1e3,
