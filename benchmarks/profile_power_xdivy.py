@@ -24,8 +24,9 @@ For groklab's preset and for the reference loop of ``bench_power_xdivy.py``
 (``groklab.training.loop.EVAL_CHUNK``; 16384, one chunk per set, was the setting before
 issue 13's change), to profile before and after. Prints a summary and writes ``--out``.
 Timings depend on the machine and its load (the load average is recorded); the suite asserts
-none of them. The reference's "step" is one pass of its ``train_epoch`` limited to one batch,
-so it also pays for starting a loader iterator each step (the real loop does that once an epoch).
+none of them. The reference's steps are timed, counted and profiled as whole passes of its
+``train_epoch`` (10 batches, the last one of 48 rows, one loader iterator per epoch, as the
+real loop runs them), divided by the batches in the epoch.
 """
 
 from __future__ import annotations
@@ -141,7 +142,8 @@ def matmul_rate(m: int, k: int, n: int, seconds: float = 1.0) -> float:
 
 # ----------------------------------------------------------------------------- the two loops
 def groklab_side(workdir: Path):
-    """(one training step, one evaluation) of the ``power-xdivy`` preset as ``Trainer.fit`` runs them."""
+    """(one training step, one evaluation, 1 step per call) of the ``power-xdivy`` preset as
+    ``Trainer.fit`` runs them."""
     config = load_preset("power-xdivy").override("train.checkpoint_every=null")
     trainer = Trainer.create(config, RunDir(workdir))
 
@@ -153,13 +155,13 @@ def groklab_side(workdir: Path):
         trainer.record()
         trainer.rows.clear()
 
-    return step, evaluation
+    return step, evaluation, 1
 
 
 def reference_side():
-    """(one training step, one evaluation) of ``reference_power.py``: its own loop body (loader
-    batch, forward, loss, backward, AdamW, warm-up schedule, per-step ``.item()`` logging) and
-    its validation pass."""
+    """(one epoch of training steps, one evaluation, steps per epoch) of ``reference_power.py``:
+    its own loop (loader, forward, loss, backward, AdamW, warm-up schedule, per-step ``.item()``
+    logging) over one epoch, and its validation pass."""
     torch.manual_seed(0)
     train_loader, val_loader = ref.get_data(0)
     model = ref.Transformer(ref.N_LAYERS, ref.D_MODEL, ref.N_HEADS, ref.D_MLP, ref.P + 2, 4)
@@ -168,28 +170,29 @@ def reference_side():
     criterion, log = nn.CrossEntropyLoss(), {"step": [], "train_loss": [], "train_acc": []}
     device = torch.device("cpu")
 
-    def step():
-        ref.train_epoch(model, train_loader, optimizer, schedule, criterion, device, log, 0, max_steps=1)
+    def epoch():
+        ref.train_epoch(model, train_loader, optimizer, schedule, criterion, device, log, 0, max_steps=None)
 
     def evaluation():
         ref.evaluate(model, val_loader, criterion, device)
 
-    return step, evaluation
+    return epoch, evaluation, len(train_loader)
 
 
-def measure(step, evaluation, steps: int, repeats: int) -> dict:
-    """Timings, FLOPs and profiles of one side."""
-    for _ in range(10):
-        step()
+def measure(train, evaluation, steps_per_call: int, steps: int, repeats: int) -> dict:
+    """Timings, FLOPs and profiles of one side; ``train`` runs ``steps_per_call`` training steps."""
+    calls = max(1, steps // steps_per_call)
+    for _ in range(max(1, 10 // steps_per_call)):
+        train()
     evaluation()
-    step_s = median_seconds(lambda: [step() for _ in range(steps)], repeats, per=steps)
+    step_s = median_seconds(lambda: [train() for _ in range(calls)], repeats, per=calls * steps_per_call)
     eval_s = median_seconds(evaluation, repeats)
-    step_flops, eval_flops = flops_of(step), flops_of(evaluation)
+    step_flops, eval_flops = flops_of(train) / steps_per_call, flops_of(evaluation)
     return {
         "step_ms": 1e3 * step_s, "eval_ms": 1e3 * eval_s,
         "step_gflop": step_flops / 1e9, "eval_gflop": eval_flops / 1e9,
         "step_gflops_per_s": step_flops / step_s / 1e9, "eval_gflops_per_s": eval_flops / eval_s / 1e9,
-        "step_profile": profile_table(lambda: [step() for _ in range(10)]),
+        "step_profile": profile_table(lambda: [train() for _ in range(max(1, 10 // steps_per_call))]),
         "eval_profile": profile_table(evaluation),
     }
 

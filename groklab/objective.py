@@ -32,7 +32,10 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_scale: 
         return F.mse_loss(logits.reshape(labels.shape), labels * label_scale)
     if kind == "cross_entropy":
         return F.cross_entropy(logits, labels)
-    target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype) * label_scale  # (B, C)
+    # one-hot by comparison, not F.one_hot, which reads the labels' values and so cannot run
+    # under vmap (ensembles of MSE runs)
+    classes = torch.arange(logits.shape[-1], device=labels.device)
+    target = (labels.unsqueeze(-1) == classes).to(logits.dtype) * label_scale  # (B, C)
     return F.mse_loss(logits, target)
 
 

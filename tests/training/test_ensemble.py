@@ -51,6 +51,15 @@ def test_committee_members_with_their_own_alpha_and_eps_match_solo_runs(tmp_path
     assert members[1].metrics["toy.trace_M"].notna().all()  # scheduled metrics ran on the member's own model
 
 
+def test_mse_on_class_labels_members_match_solo_runs(tmp_path):
+    # the modular MLP of paper 001 (lazyrich-modular-mlp): MSE against one-hot labels, mean-field
+    # output, alpha not centred; F.one_hot read the labels' values and failed under vmap
+    base = groklab.load_preset("gd-mse").override(
+        "task.p=11", "model.width=20", "model.parametrization=mean_field", "model.centre=false", "train.steps=40",
+        "train.eval_every=10", "train.checkpoint_every=null")
+    _members_match_solo(tmp_path, [base.override("seed=0", "model.alpha=0.25"), base.override("seed=1", "model.alpha=2.25")])
+
+
 def test_members_that_stop_early_leave_and_the_others_still_match_solo_runs(tmp_path):
     # alpha 0.3 and 0.5 reach the loss target at different steps; alpha 0.7 does not, so
     # it trains on alone after the others have been dropped from the stacked state
