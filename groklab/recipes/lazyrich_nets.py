@@ -37,7 +37,7 @@ import os
 from functools import partial
 from typing import Callable, Optional, Sequence
 
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, NullFormatter
 
 from groklab.analysis.grokking import first_step
 from groklab.config import Config
@@ -172,6 +172,9 @@ def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: d
            title="per seed; ^ = never generalised,\nx = never fitted; dotted: grokking line")
     ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers, not 2 x 10^0
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    ticks = sorted(set(alphas.values()))  # the arms' alphas, written plainly (log minor labels overlap)
+    ax.set_xticks(ticks, [f"{a:g}" for a in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
