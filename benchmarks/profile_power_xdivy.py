@@ -181,8 +181,8 @@ def reference_side():
 
 def measure(train, evaluation, steps_per_call: int, steps: int, repeats: int) -> dict:
     """Timings, FLOPs and profiles of one side; ``train`` runs ``steps_per_call`` training steps."""
-    calls = max(1, steps // steps_per_call)
-    for _ in range(max(1, 10 // steps_per_call)):
+    calls, ten_steps = max(1, steps // steps_per_call), max(1, 10 // steps_per_call)
+    for _ in range(ten_steps):  # warm-up
         train()
     evaluation()
     step_s = median_seconds(lambda: [train() for _ in range(calls)], repeats, per=calls * steps_per_call)
@@ -192,7 +192,7 @@ def measure(train, evaluation, steps_per_call: int, steps: int, repeats: int) ->
         "step_ms": 1e3 * step_s, "eval_ms": 1e3 * eval_s,
         "step_gflop": step_flops / 1e9, "eval_gflop": eval_flops / 1e9,
         "step_gflops_per_s": step_flops / step_s / 1e9, "eval_gflops_per_s": eval_flops / eval_s / 1e9,
-        "step_profile": profile_table(lambda: [train() for _ in range(max(1, 10 // steps_per_call))]),
+        "step_profile": profile_table(lambda: [train() for _ in range(ten_steps)]),
         "eval_profile": profile_table(evaluation),
     }
 

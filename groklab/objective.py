@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from typing import Callable
 
-__all__ = ["loss_fn", "accuracy", "training_objective", "Objective"]
+__all__ = ["loss_fn", "mse_target", "accuracy", "training_objective", "Objective"]
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -26,17 +26,22 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, kind: str, label_scale: 
     ``label_scale`` times the one-hot target (or the float target), averaged over all
     entries (paper 001's convention; paper 000's 1/(2n) sum |f - y|^2 is C/2 times this).
     """
-    if labels.is_floating_point():
-        if kind != "mse":
-            raise ValueError("regression targets need train.loss='mse'")
-        return F.mse_loss(logits.reshape(labels.shape), labels * label_scale)
+    if labels.is_floating_point() and kind != "mse":
+        raise ValueError("regression targets need train.loss='mse'")
     if kind == "cross_entropy":
         return F.cross_entropy(logits, labels)
+    return F.mse_loss(logits, mse_target(labels, logits, label_scale))
+
+
+def mse_target(labels: torch.Tensor, like: torch.Tensor, label_scale: float = 1.0) -> torch.Tensor:
+    """What an MSE output shaped ``like`` is compared with: ``label_scale`` times the one-hot of
+    integer ``labels`` (B,) in ``like``'s dtype, or times float targets reshaped to ``like``."""
+    if labels.is_floating_point():
+        return labels.reshape(like.shape) * label_scale
     # one-hot by comparison, not F.one_hot, which reads the labels' values and so cannot run
     # under vmap (ensembles of MSE runs)
-    classes = torch.arange(logits.shape[-1], device=labels.device)
-    target = (labels.unsqueeze(-1) == classes).to(logits.dtype) * label_scale  # (B, C)
-    return F.mse_loss(logits, target)
+    classes = torch.arange(like.shape[-1], device=labels.device)
+    return (labels.unsqueeze(-1) == classes).to(like.dtype) * label_scale  # (B, C)
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

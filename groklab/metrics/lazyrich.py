@@ -42,7 +42,7 @@ from groklab.metrics.toy_model import (
     wbar_alignment,
 )
 from groklab.models.committee import CommitteeMachine
-from groklab.objective import accuracy, training_objective
+from groklab.objective import accuracy, mse_target, training_objective
 
 __all__ = [
     "toy_stats",
@@ -208,10 +208,7 @@ def initial_kernel_regression(
         raise ValueError(f"ntk_regression: {len(y_tr)} training points x {n_out} outputs is more than "
                          f"{MAX_KERNEL_OUTPUTS} kernel rows; use a smaller task")
     output = None if n_out == 1 else "flatten"
-    if y_tr.is_floating_point():
-        target = y_tr.to(torch.float64).reshape(f0_tr.shape) * label_scale
-    else:
-        target = torch.nn.functional.one_hot(y_tr, n_out).to(torch.float64) * label_scale  # (P, C)
+    target = mse_target(inputs(data["train_y"]), f0_tr, label_scale)  # float64, (P,) or (P, C)
     K = empirical_ntk(model_0, x_tr, output=output, chunk_size=256)  # (P C, P C)
     K_te = empirical_ntk(model_0, x_te, x_tr, output=output, chunk_size=256)  # (P_test C, P C)
     residual = (target - f0_tr).reshape(-1)  # (P C,)
