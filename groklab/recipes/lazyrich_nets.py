@@ -276,7 +276,8 @@ def mnist_alpha(ctx: RecipeContext) -> Design:
     base = mnist_base(ctx.quick, mnist_dir)
     alphas = MNIST_QUICK_ALPHAS if ctx.quick else MNIST_ALPHAS
     arms = [Arm(_key(a), f"alpha {a:g}", base.override(f"model.alpha={a}")) for a in alphas]
-    data = "MNIST (1000 train, 2000 test from t10k)" if mnist_dir else "scikit-learn 8x8 digits (1000 train, 797 test)"
+    data = (f"MNIST from {mnist_dir} (1000 train, 2000 test from its t10k files)" if mnist_dir
+            else "scikit-learn 8x8 digits (1000 train, 797 test)")
     return _sweep_design(
         arms, seeds_for(ctx.quick, 3, 5), measure_grok,
         Control(("model.init_scale=1",),
