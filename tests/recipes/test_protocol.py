@@ -149,6 +149,22 @@ def test_reuse_reads_finished_runs_instead_of_retraining(tmp_path, learning_reci
     assert summary.stat().st_mtime_ns != stamp and other["overrides"] == ["train.steps=40"]
 
 
+def test_reuse_resumes_a_killed_run_from_its_checkpoint(tmp_path, learning_recipe):
+    """A reproduction killed mid-run (checkpoints, no summary) continues that run with ``reuse``
+    and reaches the uninterrupted numbers."""
+    sets = ["train.checkpoint_every=20"]
+    first = reproduce(learning_recipe, out=tmp_path / "rep", quick=True, progress=False, seeds=[0], overrides=sets)
+    run = tmp_path / "rep" / "adamw-seed0"
+    (run / "summary.json").unlink()  # as if killed between the step-40 checkpoint and the end
+    (run / "checkpoints" / "step_00000060.safetensors").unlink()
+    kept = run / "checkpoints" / "step_00000040.safetensors"
+    stamp = kept.stat().st_mtime_ns
+    again = reproduce(learning_recipe, out=tmp_path / "rep", quick=True, progress=False, seeds=[0], overrides=sets,
+                      reuse=True)
+    assert (run / "summary.json").is_file() and kept.stat().st_mtime_ns == stamp  # continued, not retrained
+    assert again["per_seed"] == first["per_seed"] and again["reused_runs"] == 1  # the control run was complete
+
+
 def test_a_control_on_some_arms_runs_and_judges_only_those(tmp_path):
     short = tiny(train={"steps": 40, "eval_every": 20, "checkpoint_every": None})
 
