@@ -229,7 +229,7 @@ MNIST_ALPHAS = (1e-3, 0.01, 0.05, 0.5)  # the notebook's scales
 def mnist_base(quick: bool, mnist_dir: Optional[str] = None) -> Config:
     """Preset ``mnist-lazyrich`` (the authors' MNIST network and optimiser) on digits, or on
     MNIST (1000 train, 2000 test) when ``mnist_dir`` is given; quick: ``MNIST_QUICK_STEPS``. The
-    full size checkpoints every 10k steps, so a reproduction killed during its ~10 CPU-hours
+    full size checkpoints every 10k steps, so a reproduction killed during its ~25 CPU-hours
     resumes with ``--reuse`` where each run stopped."""
     sets = [f"eval.test_acc_threshold={MNIST_TEST_ACC}"]
     if quick:

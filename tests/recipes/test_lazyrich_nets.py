@@ -150,7 +150,7 @@ def test_full_sizes_use_the_authors_settings():
     mnist = RECIPES["lazyrich-mnist-alpha"].fn(ctx)
     assert [a.config.model.alpha for a in mnist.arms] == [1e-3, 0.01, 0.05, 0.5]
     assert {a.config.lr for a in mnist.arms} == {1e-3} and mnist.arms[0].config.train.steps == 250_000
-    assert mnist.arms[0].config.train.checkpoint_every == 10_000  # ~10 CPU-hours: killed runs resume (--reuse)
+    assert mnist.arms[0].config.train.checkpoint_every == 10_000  # ~25 CPU-hours: killed runs resume (--reuse)
     tf = RECIPES["lazyrich-transformer-alpha"].fn(ctx)
     assert [a.config.model.alpha for a in tf.arms] == [round(0.05 * i, 2) for i in range(1, 11)]
     c = tf.arms[0].config
