@@ -33,15 +33,20 @@ class _Parser(argparse.ArgumentParser):
         raise GroklabError(f"{message} (see '{self.prog} --help')")
 
 
+def _add_set(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE ...``: one flag may take several assignments and may be repeated."""
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help=f"{help} (several after one --set, or --set repeated; name the preset or recipe "
+                             "before --set)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="groklab", description="Run, measure and control grokking experiments.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run one experiment (default preset if none is named)")
     run.add_argument("preset", nargs="?", help="preset name (see 'groklab presets'); default: mlp-add")
-    run.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.01"
-    )
+    _add_set(run, "override config keys, e.g. --set optim.lr=0.01 seed=1")
     run.add_argument("--config", help="start from this config.json instead of a preset")
     run.add_argument("--out", help="run directory (default: runs/<preset>-<timestamp>)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
@@ -60,8 +65,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="output directory (default: runs/reproduce/NAME[-quick])")
     rep.add_argument("--overwrite", action="store_true", help="replace an earlier reproduction in --out")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
-    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key in every run of the recipe (treatment and control)")
+    _add_set(rep, "override config keys in every run of the recipe (treatment and control)")
     rep.add_argument("--seeds", help="seeds to run instead of the recipe's: a count N (0..N-1) or a list 0,3,7")
     rep.add_argument("--jobs", type=int, default=1, help="train this many runs at once in worker processes")
     rep.add_argument("--pack", type=int, default=1,
@@ -78,8 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2|A..B",
                     help="a grid axis, e.g. model.alpha=0.25,1,4 or seed=0..7 (repeatable)")
     sw.add_argument("--grid-file", help="JSON object of grid axes, e.g. {\"seed\": [0, 1]}")
-    sw.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a config key at every point")
+    _add_set(sw, "override config keys at every point")
     sw.add_argument("--out", help="sweep directory (default: runs/sweep-<preset>-<timestamp>); rerun to resume")
     sw.add_argument("--jobs", type=int, default=1, help="train this many points at once in worker processes")
     sw.add_argument("--executor", choices=["local", "ray"], default="local",

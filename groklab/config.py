@@ -176,6 +176,9 @@ class TrainConfig(_Frozen):
     eval_every: int = Field(100, ge=1)
     checkpoint_every: Optional[int] = Field(1000, ge=1, description="null = only at the end")
     stop_at_test_acc: Optional[float] = Field(None, gt=0, le=1, description="stop once test acc holds this")
+    stop_at_train_acc: Optional[float] = Field(
+        None, gt=0, le=1, description="stop once train acc holds this (with stop_at_test_acc: once both hold in "
+        "one evaluation, so a run stops only after it has fitted and generalised and neither first step is cut off)")
     stop_below_loss: Optional[float] = Field(
         None, gt=0, description="stop once the train and the test loss are both below this (absolute losses; "
         "with stop_at_test_acc as well, both conditions must hold)")
@@ -417,7 +420,8 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise GroklabError(f"override '{assignment}' is not of the form key=value (e.g. optim.lr=0.01)")
+        raise GroklabError(f"override '{assignment}' is not of the form key=value (e.g. optim.lr=0.01; a preset "
+                           "or recipe name goes before --set)")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:

@@ -40,6 +40,14 @@ def test_run_writes_a_run_directory(tmp_path, capsys):
     assert json.loads((tmp_path / "r" / "config.json").read_text())["task"]["p"] == 11
 
 
+def test_one_set_takes_several_assignments(tmp_path, capsys):
+    code, _, _ = run_cli(capsys, "run", "--out", str(tmp_path / "r"), "--set", "task.p=11", "model.width=16",
+                         "train.steps=10", "--set", "train.eval_every=5", "seed=3", "--no-progress")
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert code == 0 and (saved["task"]["p"], saved["model"]["width"], saved["seed"]) == (11, 16, 3)
+    assert saved["train"]["eval_every"] == 5
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [
@@ -49,6 +57,7 @@ def test_run_writes_a_run_directory(tmp_path, capsys):
         (["run", "--set", "task.p=12", "--set", "task.op=x/y"], "not prime"),
         (["run", "--set", "task.train_frac=1.5"], "strictly between 0 and 1"),
         (["run", "--set", "noequals"], "key=value"),
+        (["run", "--set", "seed=1", "mlp-add"], "goes before --set"),
         (["run", "--resume", "/nonexistent/run/dir"], "no such directory"),
         (["run", "--bogus-flag"], "unrecognized arguments"),
     ],

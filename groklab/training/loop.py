@@ -304,8 +304,9 @@ class Trainer:
 
 @dataclass
 class Stopping:
-    """When a run ends before ``train.steps``: its stop condition (test accuracy at least
-    ``train.stop_at_test_acc`` and/or train and test loss below ``train.stop_below_loss``) held for
+    """When a run ends before ``train.steps``: its stop condition (every one that is set of: test
+    accuracy at least ``train.stop_at_test_acc``, train accuracy at least ``train.stop_at_train_acc``,
+    train and test loss below ``train.stop_below_loss``) held for
     ``train.stop_patience`` evaluations, its train loss fell below ``train.stop_converged_below``,
     or (with ``train.on_divergence='stop'``) a training loss became NaN or infinite. Fed every
     evaluated row; built from the rows a resumed run already has."""
@@ -354,11 +355,11 @@ def _converged(row: dict[str, float], train: TrainConfig) -> bool:
 
 def _meets_stop_condition(row: dict[str, float], train: TrainConfig) -> bool:
     """Whether ``row`` meets the early-stop condition (False when the run has none). NaN never does."""
-    acc, loss = train.stop_at_test_acc, train.stop_below_loss
-    if acc is None and loss is None:
+    acc, train_acc, loss = train.stop_at_test_acc, train.stop_at_train_acc, train.stop_below_loss
+    if acc is None and train_acc is None and loss is None:
         return False
-    return (acc is None or row["test_acc"] >= acc) and (
-        loss is None or (row["train_loss"] < loss and row["test_loss"] < loss))
+    return ((acc is None or row["test_acc"] >= acc) and (train_acc is None or row["train_acc"] >= train_acc)
+            and (loss is None or (row["train_loss"] < loss and row["test_loss"] < loss)))
 
 
 class _CtrlC:

@@ -150,7 +150,10 @@ def test_full_sizes_use_the_authors_settings():
     mnist = RECIPES["lazyrich-mnist-alpha"].fn(ctx)
     assert [a.config.model.alpha for a in mnist.arms] == [1e-3, 0.01, 0.05, 0.5]
     assert {a.config.lr for a in mnist.arms} == {1e-3} and mnist.arms[0].config.train.steps == 250_000
-    assert mnist.arms[0].config.train.checkpoint_every == 10_000  # ~25 CPU-hours: killed runs resume (--reuse)
+    assert mnist.arms[0].config.train.checkpoint_every == 10_000  # CPU-hours: killed runs resume (--reuse)
+    train = mnist.arms[0].config.train  # stops once fitted and generalised, the thresholds measure_grok reads
+    ev = mnist.arms[0].config.eval
+    assert (train.stop_at_train_acc, train.stop_at_test_acc) == (ev.train_acc_threshold, ev.test_acc_threshold)
     tf = RECIPES["lazyrich-transformer-alpha"].fn(ctx)
     assert [a.config.model.alpha for a in tf.arms] == [round(0.05 * i, 2) for i in range(1, 11)]
     c = tf.arms[0].config

@@ -82,6 +82,15 @@ def test_the_stop_condition_counts_trailing_rows_when_a_run_resumes():
     assert Stopping.after(train, [row(0.05, 0.05, 0.4), good, good]).stopped_early  # two trailing rows meet both
     assert not Stopping.after(train, [good, row(0.05, 0.05, float("nan"))]).stopped_early  # NaN never meets it
     assert not Stopping.after(TrainConfig(), [good, good]).stopped_early  # no condition, no early stop
+    both = TrainConfig(stop_at_test_acc=0.85, stop_at_train_acc=0.99)  # fitted and generalised in one row
+
+    def accs(train_acc, test_acc):
+        return {"train_loss": 0.1, "test_loss": 0.1, "train_acc": train_acc, "test_acc": test_acc}
+
+    assert not Stopping.after(both, [accs(0.95, 0.9)]).stopped_early  # generalised before it fitted: go on
+    assert not Stopping.after(both, [accs(1.0, 0.5)]).stopped_early  # fitted, not yet generalised
+    assert Stopping.after(both, [accs(0.95, 0.9), accs(0.995, 0.88)]).stopped_early
+    assert Stopping.after(TrainConfig(stop_at_train_acc=0.99), [accs(1.0, 0.1)]).stopped_early
     converged = TrainConfig(stop_converged_below=1e-3, stop_patience=5)
     assert Stopping.after(converged, [row(1e-4, 0.5, 0.1), row(0.2, 0.5, 0.1)]).stopped_early  # no patience
     stop = Stopping.after(converged, [])
