@@ -176,7 +176,7 @@ def _run_design(entry: "Recipe", design, ctx: "RecipeContext", overrides: Sequen
         "seeds": seeds,
         "arms": {a.key: a.label for a in design.arms},
         "overrides": list(sets),
-        "size": design.size + (f" (run with --set {' '.join(sets)})" if sets else ""),
+        "size": design.size + (f"; the values above overridden by --set {' '.join(sets)}" if sets else ""),
         "notes": " ".join(notes),
         "commit": code_version(),
         "reused_runs": reused,  # finished runs read back (--reuse) rather than trained in this call

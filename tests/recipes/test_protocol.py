@@ -121,7 +121,7 @@ def test_an_override_that_removes_the_cause_flips_the_verdict(tmp_path, learning
     assert code == 0
     verdict = json.loads((tmp_path / "rep" / "verdict.json").read_text())
     assert verdict["supported"] is False and verdict["overrides"] == ["optim.lr=1e-9"] and verdict["seeds"] == [0, 1]
-    assert verdict["size"].endswith("(run with --set optim.lr=1e-9)")  # the size names what changed it
+    assert verdict["size"].endswith("; the values above overridden by --set optim.lr=1e-9")  # the size names what changed it
     assert "FAILS" in capsys.readouterr().out
 
 
