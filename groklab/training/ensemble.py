@@ -40,6 +40,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from groklab.config import Config
 from groklab.errors import GroklabError
 from groklab.models.laziness import Lazy
+from groklab.training import loop
 from groklab.training.loop import Stopping, Trainer
 
 __all__ = ["VARYING", "ensemble_key", "why_not_batched", "keep_freed_memory", "member_bytes", "Ensemble"]
@@ -271,6 +272,7 @@ class Ensemble:
         stops = [Stopping.after(t, []) for _ in self.trainers]
         bar = tqdm(total=t.steps, unit="step", disable=not progress, dynamic_ncols=True, leave=True,
                    desc=f"ensemble of {len(self)}")
+        flushed = started
         while True:
             s = self.step_count
             evaluate = s % t.eval_every == 0 or s == t.steps
@@ -287,6 +289,13 @@ class Ensemble:
                     trainer.save(time.perf_counter() - started)
                 if at_end:
                     outcomes[k] = stops[k].outcome(time.perf_counter() - started)
+            if evaluate and time.perf_counter() - flushed > loop.METRICS_FLUSH_SECONDS:
+                # as a solo run does: a long run without checkpoints can be watched, and its rows
+                # survive a kill
+                for k, trainer in enumerate(self.trainers):
+                    if outcomes[k] is None:
+                        trainer.run_dir.write_metrics(trainer.rows)
+                flushed = time.perf_counter()
             if all(o is not None for o in outcomes):
                 break
             if evaluate or due_save:  # the only steps at which a member can finish

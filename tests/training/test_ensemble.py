@@ -88,6 +88,28 @@ def test_transformer_members_match_solo_runs(tmp_path):
     _members_match_solo(tmp_path, [base.override("seed=0"), base.override("seed=3")])
 
 
+def test_a_live_ensemble_flushes_its_members_metrics_between_checkpoints(tmp_path, monkeypatch):
+    # With no checkpoint before the kill, only the periodic flush can have written the rows.
+    from groklab.training import ensemble, loop
+    from tests.conftest import Killed
+
+    monkeypatch.setattr(loop, "METRICS_FLUSH_SECONDS", 0.0)
+    real_step, calls = ensemble.Ensemble.step, {"n": 0}
+
+    def dying_step(self):
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise Killed
+        return real_step(self)
+
+    monkeypatch.setattr(ensemble.Ensemble, "step", dying_step)
+    base = tiny(train={"checkpoint_every": None})
+    with pytest.raises(Killed):
+        run_ensemble([base, base.override("seed=1")], [tmp_path / "a", tmp_path / "b"], progress=False)
+    for member in ("a", "b"):
+        assert pd.read_parquet(tmp_path / member / "metrics.parquet")["step"].tolist() == [0, 10, 20]
+
+
 def test_a_member_that_diverges_stops_and_the_others_go_on(tmp_path):
     base = tiny(optim={"name": "sgd", "lr": 0.5}, train={"steps": 40, "eval_every": 10, "batch_size": 16})
     configs = [base, base.override("seed=1", "optim.lr=1e30")]
