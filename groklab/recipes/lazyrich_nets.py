@@ -197,10 +197,14 @@ def _mark_measured_times(axes, results) -> None:
     axes[0].set_title("dotted: median step the train threshold is reached; dash-dot: the test threshold", fontsize=8)
 
 
-def _sweep_design(arms: list[Arm], seeds: list[int], measure, control: Optional[Control], size: str, notes: str,
-                  columns: Sequence[str], title: str, alphas: dict[str, float], falsifier: str = "") -> Design:
-    """A :class:`Design` for an alpha sweep judged by :func:`judge_alpha_sweep` on its first and
-    last arm (smallest and largest alpha)."""
+def _sweep_design(base: Config, alphas: Sequence[float], seeds: list[int], measure, control: Optional[Control],
+                  size: str, notes: str, columns: Sequence[str], title: str, lr0: Optional[float] = None,
+                  falsifier: str = "") -> Design:
+    """A :class:`Design` for an alpha sweep of ``base``, one arm per alpha (``alpha-<a>``), judged by
+    :func:`judge_alpha_sweep` on its first and last arm (smallest and largest alpha). With ``lr0``
+    each arm trains at lr0 / alpha^2 written out (:func:`explicit_lr`), else at ``base``'s lr."""
+    arms = [Arm(_key(a), f"alpha {a:g}" + (f" (lr {lr0 / a ** 2:.2g})" if lr0 else ""),
+                explicit_lr(base, a, lr0) if lr0 else base.override(f"model.alpha={a}")) for a in alphas]
     small, large = arms[0].key, arms[-1].key
     return Design(
         arms=arms, seeds=seeds, measure=measure, judge=sweep_judge(small, large), control=control, size=size,
@@ -208,7 +212,7 @@ def _sweep_design(arms: list[Arm], seeds: list[int], measure, control: Optional[
             f"the grok ratio at {arms[-1].label} not above that at {arms[0].label} by more than the seed spread "
             f"(and in 2/3 of the seeds); or {arms[0].label} still generalising >= {GROK_RATIO:g}x after fitting "
             f"in most seeds; or no alpha grokking in most seeds; or the same pattern in the control"),
-        figure=partial(sweep_figure, columns=columns, title=title, alphas=alphas), notes=notes)
+        figure=partial(sweep_figure, columns=columns, title=title, alphas={_key(a): a for a in alphas}), notes=notes)
 
 
 def _key(alpha: float) -> str:
@@ -286,18 +290,17 @@ def mnist_alpha(ctx: RecipeContext) -> Design:
     mnist_dir = None if ctx.quick else os.environ.get(MNIST_ENV)
     base = mnist_base(ctx.quick, mnist_dir)
     alphas = MNIST_QUICK_ALPHAS if ctx.quick else MNIST_ALPHAS
-    arms = [Arm(_key(a), f"alpha {a:g}", base.override(f"model.alpha={a}")) for a in alphas]
     data = (f"MNIST from {mnist_dir} (1000 train, 2000 test from its t10k files)" if mnist_dir
             else "scikit-learn 8x8 digits (1000 train, 797 test)")
     return _sweep_design(
-        arms, seeds_for(ctx.quick, 3, 5), measure_grok,
+        base, alphas, seeds_for(ctx.quick, 3, 5), measure_grok,
         Control(("model.init_scale=1",),
                 "Without the 150x initialisation (weights sqrt(2/fan_in) N(0,1)) the output at every alpha of the "
                 "sweep is tiny, so the network starts rich: Omnigrok (which paper 001 reads as laziness through the "
                 "weight norm) finds no grokking at standard initialisation.", run_quick=False,
                 # Only the two cells the check reads: at init 1 the small alphas learn slowly (train acc 0.18
                 # after 9k steps at alpha 1e-3), so each control run costs most of its length.
-                arms=(arms[0].key, arms[-1].key)),
+                arms=(_key(alphas[0]), _key(alphas[-1]))),
         size=(f"{data}, alpha {', '.join(f'{a:g}' for a in alphas)}, {base.train.steps} steps"
               + (" (authors: MNIST, 4 scales, 250k steps; this CPU cannot run the larger alphas to their fit in "
                  "5 minutes: on a faster CPU alpha 0.05 fitted digits at step 25k and had not generalised by 40k)"
@@ -318,7 +321,7 @@ def mnist_alpha(ctx: RecipeContext) -> Design:
                "per digit), enough for the notebook's 1000 train / 2000 test: mnist_idx_from_csv writes them as IDX "
                f"files for ${MNIST_ENV}."),
         columns=["train_acc", "test_acc", "test_loss"],
-        title="Paper 001 fig. 5a: large-init MLP, alpha sweep", alphas={_key(a): a for a in alphas})
+        title="Paper 001 fig. 5a: large-init MLP, alpha sweep")
 
 
 # ----------------------------------------------------------------------------------- transformer
@@ -351,12 +354,10 @@ TRANSFORMER_QUICK_ALPHAS = (0.05, 0.25)
 def transformer_alpha(ctx: RecipeContext) -> Design:
     base = transformer_base(ctx.quick)
     alphas = TRANSFORMER_QUICK_ALPHAS if ctx.quick else TRANSFORMER_ALPHAS
-    arms = [Arm(_key(a), f"alpha {a:g} (lr {TRANSFORMER_LR0 / a ** 2:.2g})", explicit_lr(base, a, TRANSFORMER_LR0))
-            for a in alphas]
     size = (f"x+y mod {base.task.p}, {base.task.train_frac:.0%} train, d_model {base.model.d_model}, d_mlp "
             f"{base.model.d_mlp}, alpha {', '.join(f'{a:g}' for a in alphas)}, up to {base.train.steps} steps")
     return _sweep_design(
-        arms, seeds_for(ctx.quick, 3, 3), measure_grok,
+        base, alphas, seeds_for(ctx.quick, 3, 3), measure_grok,
         Control((f"model.alpha={TRANSFORMER_CONTROL_ALPHA}",),
                 f"lr alone: every arm keeps its learning rate 6e-6/alpha^2 (and its per-step decay lr*wd) but runs at "
                 f"alpha = {TRANSFORMER_CONTROL_ALPHA}; paper 001 scales lr by 1/alpha^2 only to keep timescales equal, "
@@ -371,7 +372,7 @@ def transformer_alpha(ctx: RecipeContext) -> Design:
                "0.05 i, i = 1..10; one seed in the notebook, 3 here. Runs stop once test accuracy reaches 0.95 (the "
                "generalisation threshold; nothing after it is measured). Full size is a GPU job (train.device=auto)."),
         columns=["train_acc", "test_acc", "test_loss"],
-        title="Paper 001 fig. 5b: one-layer transformer, alpha sweep", alphas={_key(a): a for a in alphas})
+        title="Paper 001 fig. 5b: one-layer transformer, alpha sweep", lr0=TRANSFORMER_LR0)
 
 
 # ----------------------------------------------------------------------------------- student-teacher
@@ -398,9 +399,8 @@ TEACHER_QUICK_ALPHAS = (0.1, 0.5, 3.0)
 def teacher_student(ctx: RecipeContext) -> Design:
     base = teacher_base(ctx.quick)
     alphas = TEACHER_QUICK_ALPHAS if ctx.quick else TEACHER_ALPHAS
-    arms = [Arm(_key(a), f"alpha {a:g}", base.override(f"model.alpha={a}")) for a in alphas]
     return _sweep_design(
-        arms, seeds_for(ctx.quick, 3, 5), measure_mse_acc_grok,
+        base, alphas, seeds_for(ctx.quick, 3, 5), measure_mse_acc_grok,
         Control(("model.init_scale=0.5",),
                 "At a quarter of the notebook's initial scale (x0.5 instead of x2) the student starts small and rich: "
                 "Omnigrok finds that grokking here is induced by the doubled initial weight norm, and paper 001 reads "
@@ -418,7 +418,7 @@ def teacher_student(ctx: RecipeContext) -> Design:
                "itself calls this thresholded accuracy misleading: the loss curves show no grokking; read the loss "
                "panel."),
         columns=["train_mse_acc", "test_mse_acc", "test_loss"],
-        title="Paper 001 app. 8.3.1: student-teacher, alpha sweep", alphas={_key(a): a for a in alphas})
+        title="Paper 001 app. 8.3.1: student-teacher, alpha sweep")
 
 
 # ----------------------------------------------------------------------------------- weight decay
