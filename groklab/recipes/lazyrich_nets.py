@@ -173,7 +173,7 @@ def sweep_figure(results, control, columns: Sequence[str], title: str, alphas: d
     ax.yaxis.set_major_formatter(LogFormatter())  # plain numbers, not 2 x 10^0
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ticks = sorted(set(alphas.values()))  # the arms' alphas, written plainly (log minor labels overlap)
-    ax.set_xticks(ticks, [f"{a:g}" for a in ticks])
+    ax.set_xticks(ticks, [f"{a:g}" for a in ticks], rotation=90 if len(ticks) > 5 else 0)  # ten alphas crowd
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.title.set_fontsize(8)
     ax.legend(fontsize=7)

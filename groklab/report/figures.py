@@ -123,6 +123,7 @@ def _median_time(runs: Sequence, key: str):
 
 
 LONG_LEGEND = 45  # characters: a longer entry puts the legend under the panels, off the curves
+MANY_ENTRIES = 10  # more legend entries than this also go under the panels (they would cover the first)
 
 
 def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None, title: str = "",
@@ -172,8 +173,9 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
     n = len(results.seeds)
     fig.suptitle(f"{title} ({n} seed{'s' if n > 1 else ''}: median line, range band)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    if labels and max(map(len, labels)) > LONG_LEGEND:
-        ncol = 1 if max(map(len, labels)) > 2 * LONG_LEGEND else 2
+    if labels and (max(map(len, labels)) > LONG_LEGEND or len(labels) > MANY_ENTRIES):
+        longest = max(map(len, labels))
+        ncol = 1 if longest > 2 * LONG_LEGEND else 2 if longest > LONG_LEGEND else 4
         legend_inches = 0.1 + 0.16 * math.ceil(len(labels) / ncol)  # rows of 7-point text
         width, height = fig.get_size_inches()
         fig.set_size_inches(width, height + legend_inches)  # the panels keep their size
