@@ -35,12 +35,20 @@ def compact(v: dict) -> str:
     failed = [c["name"] for c in held if not c["holds"]]
     parts.append(f"{len(held) - len(failed)}/{len(held)} criteria hold" + (f"; fails: {', '.join(failed)}" if failed else ""))
     control = v.get("control")
-    if control:
-        parts.append("control " + ("not run" if not control["ran"]
-                                   else "shows no effect" if not control["holds"] else "**shows the effect too**"))
-    else:
-        parts.append("no control")
+    parts.append(f"control {control_state(control)}" if control else "no control")
     return "; ".join(parts)
+
+
+def control_state(control: dict) -> str:
+    """What the control showed, in words: a control that meets some criteria but not all counts
+    as showing no effect in the verdict, and says how many it met."""
+    if not control["ran"]:
+        return "not run"
+    if control["holds"]:
+        return "**shows the effect too**"
+    criteria = control.get("criteria", [])
+    met = sum(c["holds"] for c in criteria)
+    return "shows no effect" if not met else f"meets only {met}/{len(criteria)} criteria"
 
 
 def details(v: dict) -> list[str]:
@@ -56,8 +64,7 @@ def details(v: dict) -> list[str]:
         if not entry:
             continue
         if part == "control":
-            lines.append(f"- control `{' '.join(entry['overrides'])}`: "
-                         + ("not run" if not entry["ran"] else "effect absent" if not entry["holds"] else "effect present"))
+            lines.append(f"- control `{' '.join(entry['overrides'])}`: {control_state(entry)}")
         for c in entry.get("criteria", []):
             lines.append(f"  - {part}, {'holds' if c['holds'] else 'FAILS'}: **{c['name']}**: {c['detail']}")
     return lines
