@@ -173,8 +173,8 @@ def bands_figure(results, control=None, columns: Optional[Sequence[str]] = None,
     n = len(results.seeds)
     fig.suptitle(f"{title} ({n} seed{'s' if n > 1 else ''}: median line, range band)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    if labels and (max(map(len, labels)) > LONG_LEGEND or len(labels) > MANY_ENTRIES):
-        longest = max(map(len, labels))
+    longest = max(map(len, labels), default=0)
+    if longest > LONG_LEGEND or len(labels) > MANY_ENTRIES:
         ncol = 1 if longest > 2 * LONG_LEGEND else 2 if longest > LONG_LEGEND else 4
         legend_inches = 0.1 + 0.16 * math.ceil(len(labels) / ncol)  # rows of 7-point text
         width, height = fig.get_size_inches()
