@@ -11,7 +11,7 @@ with a :class:`~groklab.errors.GroklabError` whose message names the key and wha
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Literal, Optional
+from typing import Any, Callable, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
@@ -40,6 +40,26 @@ class _Frozen(BaseModel):
     # extra="forbid" turns a typo'd key into an error instead of a silently ignored setting.
     # allow_inf_nan=False: optim.lr=1e400 parses as inf in JSON and must be refused, not trained with.
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+# The built-in tasks, models and interventions register themselves when their modules are
+# imported, which pulls in PyTorch. The package sets this loader (groklab/__init__) instead of
+# importing them, so `import groklab` stays light; every look-up of a registered name calls it
+# first, so a config validated before anything imported them sees the same registries as after.
+_builtins_loader: Optional[Callable[[], None]] = None
+
+
+def set_builtins_loader(load: Callable[[], None]) -> None:
+    """Call ``load`` once, before the first look-up of a registered task, model or intervention."""
+    global _builtins_loader
+    _builtins_loader = load
+
+
+def _load_builtins() -> None:
+    global _builtins_loader
+    load, _builtins_loader = _builtins_loader, None  # cleared first: loading imports this module's users
+    if load is not None:
+        load()
 
 
 class Variant(_Frozen):
@@ -73,6 +93,7 @@ class Variant(_Frozen):
     @classmethod
     def variant(cls, name: str) -> type:
         """The registered variant called ``name``; ValueError naming the registered ones otherwise."""
+        _load_builtins()
         if name not in cls.variants:
             raise ValueError(f"{cls.family}.name: unknown {cls.family} {name!r}; registered: {', '.join(sorted(cls.variants))}")
         return cls.variants[name]
@@ -262,6 +283,7 @@ class InterventionsConfig(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _blocks(cls, data: Any) -> Any:
+        _load_builtins()
         if isinstance(data, InterventionsConfig):
             return data
         data = dict(data or {})

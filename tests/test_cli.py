@@ -134,3 +134,21 @@ def test_config_file_reruns_a_run_exactly(tmp_path, capsys):
 def test_resume_rejects_other_overrides(tmp_path, capsys):
     code, _, err = run_cli(capsys, "run", "--resume", str(tmp_path), "--set", "optim.lr=1")
     assert_one_line_error(code, err, "only --set train.steps")
+
+
+def test_light_commands_import_no_torch():
+    # `import groklab` loads its public names on first use, so `--help` and `presets` answer
+    # without PyTorch, pandas or matplotlib; the names still resolve to the real objects, and a
+    # config built straight from groklab.config still finds the built-in tasks and interventions.
+    code = ("import sys, groklab, groklab.cli\n"
+            "assert groklab.cli.main(['presets']) == 0\n"
+            "heavy = sorted({'torch', 'pandas', 'matplotlib'} & set(sys.modules))\n"
+            "assert not heavy, heavy\n"
+            "from groklab.config import Config\n"
+            "assert 'perturb' in Config().interventions.model_dump()\n"
+            "from groklab.api import run\n"
+            "from groklab.store.index import query\n"
+            "assert groklab.run is run and groklab.query_runs is query\n"
+            "assert set(dir(groklab)) >= set(groklab.__all__)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
