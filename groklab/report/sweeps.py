@@ -23,6 +23,15 @@ def _column(table: pd.DataFrame, key: str, what: str) -> pd.Series:
     return table[key]
 
 
+def _saved(fig: plt.Figure, out: Union[str, Path]) -> Path:
+    """Lay ``fig`` out, write it to ``out`` (format from the suffix), close it."""
+    fig.tight_layout()
+    out = Path(out)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def phase_figure(table: pd.DataFrame, x: str, y: str, value: str, out: Union[str, Path], title: str = "") -> Path:
     """Heat map of ``value`` over the ``x`` and ``y`` grid keys, the median over the runs that
     share a cell (other keys, e.g. seeds). A run whose ``value`` is null never got there: it
@@ -52,11 +61,7 @@ def phase_figure(table: pd.DataFrame, x: str, y: str, value: str, out: Union[str
     ax.set(xlabel=x, ylabel=y)
     fig.colorbar(image, ax=ax, label=f"{value} (median over {int(counts.max())} runs per cell)")
     ax.set_title(title or f"{value} over {x} and {y}\n(hatched 'never': the median run never got there)", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _saved(fig, out)
 
 
 def curves_by_figure(table: pd.DataFrame, metrics: dict[str, pd.DataFrame], by: str, column: str,
@@ -86,8 +91,4 @@ def curves_by_figure(table: pd.DataFrame, metrics: dict[str, pd.DataFrame], by: 
            ylabel=column.replace("_", " "), title=f"{column} by {by}: median over runs, range band")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(out)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _saved(fig, out)
