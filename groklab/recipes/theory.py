@@ -21,9 +21,10 @@ from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from groklab.config import Config, config_from_dict
+from groklab.config import Config
 from groklab.errors import GroklabError
 from groklab.recipes import RecipeContext, recipe
+from groklab.recipes.lazyrich_toy import toy_config
 from groklab.recipes.protocol import Arm, Control, Criterion, Design, Results, seeds_for
 
 PAPER = "001 sec. 5.3, app. 13"
@@ -57,15 +58,7 @@ def theory_config(D: int, P: int, alpha: float, eps: float, horizon: float, *, e
     x ~ N(0, I/D), P training points, full-batch GD at lr ``eta N / alpha^2`` for ``horizon D``
     steps (tau = step / D), evaluated ``EVALS`` times on ``n_test`` fresh points."""
     steps = int(round(horizon * D))
-    return config_from_dict({
-        "name": "theory",
-        "task": {"name": "polynomial", "d": D, "n_train": P, "n_test": n_test},
-        "model": {"name": "committee", "width": N, "eps": eps, "alpha": alpha, "centre": True,
-                  "train_readout": False},
-        "optim": {"name": "gd", "lr": eta * N},
-        "train": {"steps": steps, "loss": "mse", "eval_every": max(1, steps // EVALS), "checkpoint_every": None,
-                  "device": "cpu"},
-    })
+    return toy_config(D, N, P, eps, steps, alpha=alpha, lr_over_N=eta, n_test=n_test, evals=EVALS, name="theory")
 
 
 def initial_state(config: Config) -> dict[str, Any]:
