@@ -23,6 +23,8 @@ class AbelianConfig(WeightedConfig):
 
 @register_intervention(AbelianConfig, order=2)
 class AbelianRegulariser(Intervention):
+    """``interventions.abelian``: adds :class:`AbelianConfig`'s commutativity loss to every training batch."""
+
     name = "abelian"
 
     def __init__(self, cfg: AbelianConfig):

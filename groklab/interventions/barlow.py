@@ -63,6 +63,9 @@ class BarlowConfig(WeightedConfig):
 
 @register_intervention(BarlowConfig, order=3, draws_random=True)
 class BarlowTwins(Intervention):
+    """``interventions.barlow``: adds the Barlow Twins loss between the activations at ``layer``
+    of each batch and of its second view (swapped operands, or inputs plus Gaussian noise)."""
+
     name = "barlow"
 
     @classmethod

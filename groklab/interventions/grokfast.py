@@ -44,6 +44,9 @@ class GrokfastConfig(InterventionConfig):
 
 @register_intervention(GrokfastConfig, order=4)
 class Grokfast(Intervention):
+    """``interventions.grokfast``: after each backward pass adds ``lamb`` times a low-pass filter
+    (EMA or windowed mean) of each parameter's past gradients to its gradient."""
+
     name = "grokfast"
 
     def __init__(self, cfg: GrokfastConfig):

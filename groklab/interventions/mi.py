@@ -41,6 +41,9 @@ class MIConfig(WeightedConfig):
 
 @register_intervention(MIConfig, order=1, draws_random=True)
 class MIRegulariser(Intervention):
+    """``interventions.mi``: subtracts ``weight`` times the matrix mutual information between
+    the batch's inputs and logits from the loss (on at most ``max_samples`` rows)."""
+
     name = "mi"
 
     def __init__(self, cfg: MIConfig, generator: torch.Generator):

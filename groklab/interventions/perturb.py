@@ -53,6 +53,9 @@ class PerturbConfig(InterventionConfig):
 
 @register_intervention(PerturbConfig, order=0, draws_random=True)
 class Perturb(Intervention):
+    """``interventions.perturb``: adds Gaussian noise of :attr:`sigma` (from the last evaluation's
+    train accuracy) to the dense inputs of every training batch."""
+
     name = "perturb"
 
     def __init__(self, cfg: PerturbConfig, generator: torch.Generator):
@@ -62,6 +65,7 @@ class Perturb(Intervention):
 
     @property
     def sigma(self) -> float:
+        """The noise's standard deviation now: ``max(lambda1 (1 - train acc), lambda2)``."""
         return perturb_sigma(self.lambda1, self.lambda2, self.train_acc)
 
     def transform_batch(self, model, x, y):

@@ -46,6 +46,10 @@ def _causal_mask(n_pos: int, device: torch.device) -> torch.Tensor:
 
 
 class Attention(nn.Module):
+    """Causal multi-head attention without biases, weights ``W_Q``, ``W_K``, ``W_V`` ``(head,
+    d_model, d_head)`` and ``W_O`` ``(head, d_head, d_model)`` as Nanda et al. name them; records
+    its pattern as ``<prefix>.attn.pattern`` in the cache."""
+
     def __init__(self, d_model: int, n_heads: int, generator: torch.Generator, init_scale: float):
         super().__init__()
         d_head = d_model // n_heads
@@ -88,6 +92,9 @@ class Attention(nn.Module):
 
 
 class MLPBlock(nn.Module):
+    """ReLU MLP of the residual stream, ``d_model -> d_mlp -> d_model`` with biases; records its
+    hidden activations as ``<prefix>.mlp.hidden`` in the cache."""
+
     def __init__(self, d_model: int, d_mlp: int, generator: torch.Generator, init_scale: float):
         super().__init__()
         std = init_scale / math.sqrt(d_model)
@@ -104,6 +111,9 @@ class MLPBlock(nn.Module):
 
 
 class Block(nn.Module):
+    """One residual block: attention then MLP, each added to the stream (LayerNorm before each
+    only when ``layernorm``)."""
+
     def __init__(self, d_model, n_heads, d_mlp, layernorm, generator, init_scale):
         super().__init__()
         self.ln1 = nn.LayerNorm(d_model) if layernorm else nn.Identity()

@@ -62,23 +62,29 @@ class RecipeContext:
 
 @dataclass(frozen=True)
 class Recipe:
+    """A registered recipe: its name, the paper's figure it reproduces, the claim, and
+    ``fn(ctx)``, which returns a :class:`~groklab.recipes.protocol.Design` (or, the older form
+    that runs and judges by itself, a :class:`Verdict`)."""
+
     name: str
     paper: str
     claim: str
-    fn: Callable[[RecipeContext], Verdict]
+    fn: Callable[[RecipeContext], Any]
 
     @property
     def summary(self) -> str:
+        """``[paper] claim``, the line ``groklab reproduce --list`` prints."""
         return f"[{self.paper}] {self.claim}"
 
 
 RECIPES: dict[str, Recipe] = {}
 
 
-def recipe(name: str, paper: str, claim: str) -> Callable[[Callable[[RecipeContext], Verdict]], Callable]:
-    """Decorator registering ``fn(ctx) -> Verdict`` as recipe ``name`` with the paper's claim."""
+def recipe(name: str, paper: str, claim: str) -> Callable[[Callable[[RecipeContext], Any]], Callable]:
+    """Decorator registering ``fn(ctx) -> Design`` (see :class:`Recipe`) as recipe ``name``
+    with the paper's claim."""
 
-    def add(fn: Callable[[RecipeContext], Verdict]) -> Callable[[RecipeContext], Verdict]:
+    def add(fn: Callable[[RecipeContext], Any]) -> Callable[[RecipeContext], Any]:
         RECIPES[name] = Recipe(name, paper, claim, fn)
         return fn
 

@@ -145,10 +145,12 @@ class Sample:
 
     @property
     def low(self) -> float:
+        """The smallest value over the seeds (inf when every seed is censored)."""
         return min(math.inf if v is None else v for v in self.values)
 
     @property
     def high(self) -> float:
+        """The largest value over the seeds; inf when any seed is censored (it never got there)."""
         return max(math.inf if v is None else v for v in self.values)
 
     @property
@@ -160,6 +162,7 @@ class Sample:
 
     @property
     def censored(self) -> int:
+        """How many seeds never reached a value (None)."""
         return sum(v is None for v in self.values)
 
     def share(self, predicate: Callable[[float], bool]) -> float:
@@ -192,6 +195,7 @@ class Results:
         return self.samples[arm]
 
     def label(self, arm: str) -> str:
+        """The figure label of the arm keyed ``arm``."""
         return next(a.label for a in self.arms if a.key == arm)
 
     def flat(self, prefix: str = "") -> dict[str, float]:
@@ -204,6 +208,7 @@ class Results:
         return out
 
     def per_seed(self) -> dict[str, dict[str, list[Number]]]:
+        """``{arm: {quantity: [value per seed]}}``, None where a seed was censored."""
         return {arm: {q: list(s.values) for q, s in quantities.items()} for arm, quantities in self.samples.items()}
 
 

@@ -40,20 +40,25 @@ class RunDir:
     curves_file = property(lambda self: self.path / "curves.png")
 
     def write_config(self, config: Config) -> None:
+        """Write ``config.json`` (the whole resolved config)."""
         self.config_file.write_text(config.to_json() + "\n")
 
     def read_config(self) -> Config:
+        """The run's config; a GroklabError when this is not a run directory."""
         if not self.config_file.is_file():
             raise GroklabError(f"{self.path} is not a groklab run directory (no config.json)")
         return Config.from_json(self.config_file.read_text())
 
     def write_metrics(self, rows: list[dict[str, float]]) -> None:
+        """Replace ``metrics.parquet`` with ``rows`` (one per evaluation), atomically: a reader
+        never sees half a file."""
         frame = pd.DataFrame(rows)
         tmp = self.metrics_file.with_suffix(".tmp")
         frame.to_parquet(tmp, index=False)
         tmp.replace(self.metrics_file)
 
     def read_metrics(self) -> pd.DataFrame:
+        """``metrics.parquet`` as a DataFrame; a GroklabError when it is missing or damaged."""
         if not self.metrics_file.is_file():
             raise GroklabError(f"{self.path} has no metrics.parquet")
         try:
@@ -65,6 +70,7 @@ class RunDir:
         return frame
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json``; non-finite numbers become null."""
         # JSON has no NaN: write null, as readers of the contract expect.
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
         self.summary_file.write_text(json.dumps(clean, indent=2) + "\n")

@@ -51,6 +51,7 @@ class TaskData:
 
     @property
     def is_regression(self) -> bool:
+        """True when the targets are numbers (no classes), so there is no accuracy."""
         return self.n_classes is None
 
     @property

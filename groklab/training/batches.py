@@ -28,6 +28,8 @@ class Batches:
         self.position = 0
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch ``(x, y)``: the whole set when full-batch, else the next slice of a
+        seeded permutation drawn afresh each epoch."""
         if self.batch_size is None:
             return self.x, self.y
         if self.order is None or self.position >= self.n:
@@ -38,12 +40,14 @@ class Batches:
         return self.x[idx], self.y[idx]
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What a checkpoint needs to continue the same batch order: tensors and JSON metadata."""
         tensors = {"batches.generator": self.generator.get_state()}
         if self.order is not None:
             tensors["batches.order"] = self.order
         return tensors, {"position": self.position}
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Continue the batch order saved by :meth:`state`."""
         self.generator.set_state(tensors["batches.generator"])
         order = tensors.get("batches.order")
         self.order = None if order is None else order.to(self.x.device)

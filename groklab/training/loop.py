@@ -145,6 +145,8 @@ class Trainer:
 
     @classmethod
     def create(cls, config: Config, run_dir: RunDir) -> "Trainer":
+        """A fresh trainer at step 0: the task's data and the model built from ``config`` and its
+        seed, on the configured device, with optimiser, schedule, batches and interventions."""
         device = resolve_device(config.train.device)
         data = build_task(config.task, config.seed)
         n_train, batch = len(data.train_y), config.train.batch_size
