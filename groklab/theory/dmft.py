@@ -253,9 +253,16 @@ def _data_forward(omega: np.ndarray, z: np.ndarray, Rth: np.ndarray, lam: np.nda
     return h, Delta, l
 
 
+def _second_moment(l: np.ndarray, K: int) -> np.ndarray:
+    """``E[l(k) l(s)^T]`` over the samples of ``l`` (M, >= K, N) for ``k, s < K``: (K, N, K, N),
+    as one matrix product (BLAS; ``einsum`` without it took a quarter of a solve)."""
+    flat = l[:, :K].reshape(len(l), -1)  # (M, K N)
+    return (flat.T @ flat).reshape(K, l.shape[2], K, l.shape[2]) / len(l)
+
+
 def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.ndarray, lam: np.ndarray, *,
-                    alpha: float, eps: float, T: int, prev: Optional[np.ndarray] = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    alpha: float, eps: float, T: int, G: np.ndarray, mean: np.ndarray, start: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Monte Carlo ``R_l(k,s) / p = E[d l(k) / d h(s)]`` and ``R_z(k) / p = E[d l(k) / d z]``.
 
     Forward-mode differentiation of the data process per sample: with ``q = 1 + eps h``,
@@ -263,9 +270,14 @@ def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.nda
     (the centring reference), ``dl(k)/dz = -z q(k)`` directly, and
     ``dh(k) = de(k) - sum_{s<k} lam_s R_th(k,s) dl(s)``. Costs ``O(T^3 N^3)`` per sample.
 
-    ``prev``: the per-sample Jacobian ``G`` of an earlier call whose times are reused.
+    ``G`` (M, T_max N + 1, T_max N), zeros at first: the per-sample Jacobian, filled in place
+    for the times ``start .. T-1``; those before ``start`` are an earlier call's, on the same
+    draws and the same order parameters there (the process is causal), and are reused.
+    ``mean`` (T_max N + 1, T_max N), zeros at first: its average over the samples, kept the same
+    way. Both live as long as the solve: allocating and averaging the whole Jacobian at every
+    iteration cost more than the new times themselves.
 
-    Returns R_l (T, T, N, N), R_z (T, N) (without the factor p) and the Jacobian ``G``.
+    Returns R_l (T, T, N, N) and R_z (T, N) (without the factor p).
     """
     M, _, N = h.shape
     q = 1.0 + eps * h[:, :T]  # (M, T, N)
@@ -277,28 +289,35 @@ def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.nda
     # G[m, c, s*N + a] = d l_a(s) / d c for the inputs c = (z, e(0)_1..N, e(1)_1..N, ...): z first,
     # so the inputs that can reach l(s < k) are the contiguous first 1 + k N columns.
     ncol = T * N + 1
-    G = np.zeros((M, ncol, T * N))
-    start = 0
-    if prev is not None:
-        start = prev.shape[2] // N
-        G[:, :prev.shape[1], :prev.shape[2]] = prev
     eye = np.eye(N)
+
+    def weights(k: int, times: slice) -> np.ndarray:
+        """``lam_s R_th(k, s)`` for ``s`` in ``times``, as (N, len(times) N): [a, (s, b)]."""
+        return (Rth[k, times] * lam[times, None, None]).transpose(1, 0, 2).reshape(N, -1)
+
+    # What the reused times feed into every new time, in one matrix product: the Jacobian is
+    # read once instead of once per new time (memory-bound, most of a solve). The reused
+    # times' inputs are the first 1 + start N; their rows below are zero.
+    if start > 0:
+        reused = slice(0, start)
+        fed = np.matmul(G[:, :1 + start * N, :start * N], np.concatenate([weights(k, reused) for k in range(start, T)]).T)
     for k in range(start, T):
         nc = 1 + (k + 1) * N
         Jh = np.zeros((M, nc, N))  # d h(k) / d c
         Jh[:, 1 + k * N:nc] = eye
-        if k > 0:
-            Rk = (Rth[k, :k] * lam[:k, None, None]).transpose(1, 0, 2).reshape(N, k * N)
-            Jh[:, :1 + k * N] -= np.matmul(G[:, :1 + k * N, :k * N], Rk.T)
+        if start > 0:
+            Jh[:, :1 + start * N] -= fed[:, :, (k - start) * N:(k - start + 1) * N]
+        if k > start:
+            Jh[:, :1 + k * N] -= np.matmul(G[:, :1 + k * N, start * N:k * N], weights(k, slice(start, k)).T)
         E = np.matmul(Jh, Dk[:, k].transpose(0, 2, 1))  # (M, nc, N): d l(k) / d c
         if k > 0:
             E[:, 1:1 + N] += D0[:, k].transpose(0, 2, 1)  # d h(0) / d e(0) = I: the reference moves too
         E[:, 0] += dz[:, k]
         G[:, :nc, k * N:(k + 1) * N] = E
-    mean = G.mean(0)  # (ncol, T N)
-    Rz = mean[0].reshape(T, N).copy()
-    Rl = mean[1:].reshape(T, N, T, N).transpose(2, 0, 3, 1).copy()  # [k, s, a, b] = d l_a(k) / d e_b(s)
-    return Rl, Rz, G
+    mean[:ncol, start * N:T * N] = G[:, :ncol, start * N:T * N].mean(0)
+    Rz = mean[0, :T * N].reshape(T, N).copy()
+    Rl = mean[1:ncol, :T * N].reshape(T, N, T, N).transpose(2, 0, 3, 1).copy()  # [k, s, a, b] = d l_a(k) / d e_b(s)
+    return Rl, Rz
 
 
 def _online_march(lam: np.ndarray, m0: np.ndarray, xi: np.ndarray, *, alpha: float, eps: float, p: float,
@@ -408,6 +427,9 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
     rng = np.random.default_rng(seed)
     xi = rng.standard_normal((samples, (T + 1) * N + 1))  # fixed draws: a deterministic map
     kw = dict(alpha=alpha, eps=eps)
+    r = response_samples
+    # the responses' per-sample Jacobian and its mean, filled window by window (_data_responses)
+    jacobian, jacobian_mean = np.zeros((r, T * N + 1, T * N)), np.zeros((T * N + 1, T * N))
 
     def data_side(C, m, Rth, K, cache):
         """New estimates of (R_l, R_z, C_l) on the window [0, K], reusing the converged prefix."""
@@ -415,11 +437,10 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         fwd = _data_forward(omega, z, Rth, lam[:K], self_response=True,
                             prev=None if cache is None else cache["fwd"], **kw)
         h, Delta, l = fwd
-        Cl = p * np.einsum("mka,msb->kasb", l[:, :K], l[:, :K]) / samples
-        r = response_samples
-        Rl, Rz, G = _data_responses(h[:r], Delta[:r], z[:r], Rth, lam[:K], T=K,
-                                    prev=None if cache is None else cache["G"], **kw)
-        return (Rl * p, Rz * p, Cl), dict(fwd=fwd, G=G)
+        Cl = p * _second_moment(l, K)
+        Rl, Rz = _data_responses(h[:r], Delta[:r], z[:r], Rth, lam[:K], T=K, G=jacobian, mean=jacobian_mean,
+                                 start=0 if cache is None else cache["done"], **kw)
+        return (Rl * p, Rz * p, Cl), dict(fwd=fwd)
 
     def residual(new, old):  # relative Frobenius change, the largest over the three
         return max(float(np.linalg.norm(a - b) / max(np.linalg.norm(a), 1e-12)) for a, b in zip(new, old))
@@ -430,7 +451,7 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
     C, m, Rth = _weight_side(Rl, Rz, np.zeros((T, N, T, N)), lam, m0, beta_sq, C0)
     omega, z = _gaussian_draws(C, m, xi, beta_sq)
     _, _, l = _data_forward(omega, z, Rth, lam, self_response=False, **kw)
-    Cl = p * np.einsum("mka,msb->kasb", l[:, :T], l[:, :T]) / samples
+    Cl = p * _second_moment(l, T)
     online = dict(test=np.array([gaussian_test_loss(C[k, :, k], C[k, :, 0], C[0, :, 0], m[k], m[0], beta_sq=beta_sq, **kw)
                                  for k in range(T + 1)]), overlap=m)
 
@@ -468,7 +489,7 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         if K == T:
             break
         K_prev, K = K, min(T, K + window)
-        cache = dict(fwd=tuple(a[:, :K_prev + 1] for a in state["fwd"]), G=state["G"])
+        cache = dict(fwd=tuple(a[:, :K_prev + 1] for a in state["fwd"]), done=K_prev)
         # New times start from the online guess for R_l, R_z and from zero noise: mixing the
         # online C_l with the converged one could make the covariance indefinite.
         Cl[K_prev:], Cl[:, :, K_prev:] = 0.0, 0.0

@@ -206,3 +206,58 @@ def test_cli_theory_commands(capsys, tmp_path):
     assert "loss" in capsys.readouterr().out
     assert main(["theory", "dmft", "--alpha", "0", "--eps", "0.5", "--N", "2", "--p", "2"]) == 2
     assert "alpha must be" in capsys.readouterr().err
+
+
+def _data_process_case(M=3, N=2, T=5, seed=0):
+    """Random draws and order parameters for the data process of a small case."""
+    rng = np.random.default_rng(seed)
+    omega, z = rng.standard_normal((M, T + 1, N)), rng.standard_normal(M)
+    Rth = 0.3 * rng.standard_normal((T + 1, T, N, N))
+    lam = 0.2 + 0.1 * rng.random(T)
+    return omega, z, Rth, lam
+
+
+def test_data_responses_are_the_derivatives_of_the_data_process():
+    # Forward-mode Jacobian against central finite differences of the forward integration.
+    omega, z, Rth, lam = _data_process_case()
+    (M, T1, N), T, kw = omega.shape, omega.shape[1] - 1, dict(alpha=0.7, eps=0.9)
+    h, Delta, _ = dm._data_forward(omega, z, Rth, lam, self_response=True, **kw)
+    G, mean = np.zeros((M, T * N + 1, T * N)), np.zeros((T * N + 1, T * N))
+    dm._data_responses(h, Delta, z, Rth, lam, T=T, G=G, mean=mean, **kw)
+    step = 1e-6
+
+    def l_of(om, zz):
+        return dm._data_forward(om, zz, Rth, lam, self_response=True, **kw)[2][:, :T].reshape(M, T * N)
+
+    dz = (l_of(omega, z + step) - l_of(omega, z - step)) / (2 * step)
+    np.testing.assert_allclose(G[:, 0], dz, rtol=1e-6, atol=1e-8)
+    for s in range(T):
+        for b in range(N):
+            up, down = omega.copy(), omega.copy()
+            up[:, s, b] += step
+            down[:, s, b] -= step
+            fd = (l_of(up, z) - l_of(down, z)) / (2 * step)
+            np.testing.assert_allclose(G[:, 1 + s * N + b], fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(mean, G.mean(0), rtol=1e-12, atol=1e-15)
+
+
+def test_data_responses_by_windows_match_one_pass():
+    # The solver grows its time window and reuses the earlier times' Jacobian (and feeds them
+    # into the new times in one product); that must give what one pass over all times gives.
+    omega, z, Rth, lam = _data_process_case(M=4, N=3, T=9, seed=1)
+    (M, T1, N), T, kw = omega.shape, omega.shape[1] - 1, dict(alpha=1.3, eps=0.4)
+    h, Delta, _ = dm._data_forward(omega, z, Rth, lam, self_response=True, **kw)
+
+    def buffers():
+        return np.zeros((M, T * N + 1, T * N)), np.zeros((T * N + 1, T * N))
+
+    G1, mean1 = buffers()
+    one = dm._data_responses(h, Delta, z, Rth, lam, T=T, G=G1, mean=mean1, **kw)
+    G2, mean2 = buffers()
+    start = 0
+    for end in (2, 5, 6, T):
+        windowed = dm._data_responses(h, Delta, z, Rth, lam[:end], T=end, G=G2, mean=mean2, start=start, **kw)
+        start = end
+    for a, b in zip(one, windowed):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(G1, G2, rtol=1e-12, atol=1e-14)
