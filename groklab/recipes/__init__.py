@@ -20,14 +20,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import groklab.report  # noqa: F401  (selects matplotlib's file-only backend before any figure)
-from groklab.config import Config
 from groklab.errors import GroklabError
-from groklab.store.rundir import prepare_run_dir
+
+if TYPE_CHECKING:  # listing recipes reads their cards only: no pandas, pyplot or PyTorch
+    from matplotlib.figure import Figure
+
+    from groklab.config import Config
 
 __all__ = ["Recipe", "RecipeContext", "Verdict", "RECIPES", "recipe", "reproduce", "list_recipes"]
 
@@ -80,12 +81,21 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {}
 
 
-def recipe(name: str, paper: str, claim: str) -> Callable[[Callable[[RecipeContext], Any]], Callable]:
-    """Decorator registering ``fn(ctx) -> Design`` (see :class:`Recipe`) as recipe ``name``
-    with the paper's claim."""
+def recipe(name: str, paper: Optional[str] = None,
+           claim: Optional[str] = None) -> Callable[[Callable[[RecipeContext], Any]], Callable]:
+    """Decorator registering ``fn(ctx) -> Design`` (see :class:`Recipe`) as recipe ``name``.
+
+    The paper and claim come from the recipe's card (:mod:`groklab.recipes.cards`); a recipe
+    outside this package passes them here instead."""
 
     def add(fn: Callable[[RecipeContext], Any]) -> Callable[[RecipeContext], Any]:
-        RECIPES[name] = Recipe(name, paper, claim, fn)
+        if paper is None or claim is None:
+            from groklab.recipes.cards import card
+
+            c = card(name)
+            RECIPES[name] = Recipe(name, paper or c.paper, claim or c.claim, fn)
+        else:
+            RECIPES[name] = Recipe(name, paper, claim, fn)
         return fn
 
     return add
@@ -101,9 +111,13 @@ def _load_all() -> None:
 
 
 def list_recipes() -> dict[str, str]:
-    """``{name: "[paper] claim"}`` for every recipe, sorted by name."""
-    _load_all()
-    return {name: RECIPES[name].summary for name in sorted(RECIPES)}
+    """``{name: "[paper] claim"}`` for every recipe, sorted by name: the package's from their
+    cards (no module is imported), and any registered from outside."""
+    from groklab.recipes.cards import cards
+
+    listed = {name: f"[{c.paper}] {c.claim}" for name, c in cards().items()}
+    listed.update({name: r.summary for name, r in RECIPES.items()})
+    return dict(sorted(listed.items()))
 
 
 def _json_number(value: Any) -> Any:
@@ -212,6 +226,8 @@ def reproduce(name: str, out: Optional[Union[str, Path]] = None, quick: bool = F
     if out.is_dir() and (out / "verdict.json").is_file() and not (overwrite or reuse):
         raise GroklabError(f"{out} already holds a verdict; pass --overwrite or choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / "verdict.json").is_file() and not (overwrite or reuse):
+        from groklab.store.rundir import prepare_run_dir
+
         prepare_run_dir(out, overwrite=False)  # raises the usual "already exists" error
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

