@@ -9,8 +9,10 @@ run directory under ``DIR``), draws the figure as ``DIR/NAME.png`` and writes
 
 A recipe states its check before it runs and reports what it measured; when the quick
 size cannot support the claim, the verdict says so instead of bending the check.
-Register a recipe with :func:`recipe`; modules ``lazyrich`` (paper 001) and ``robust``
-(paper 000) hold them.
+Register a recipe with :func:`recipe`; modules ``robust`` (paper 000), ``lazyrich``,
+``lazyrich_toy``, ``lazyrich_nets`` and ``theory`` (paper 001) hold them, and each module's
+words (claims, controls' rationales, falsifiers, notes) are in its card file beside it
+(:mod:`groklab.recipes.cards`).
 """
 
 from __future__ import annotations
