@@ -261,3 +261,64 @@ def test_data_responses_by_windows_match_one_pass():
     for a, b in zip(one, windowed):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(G1, G2, rtol=1e-12, atol=1e-14)
+
+
+def test_direct_terms_are_the_history_free_part_of_the_jacobian():
+    # Without the weight process's response (R_th = 0) nothing reaches l(k) through the history,
+    # so the whole Jacobian is direct: its sample mean must equal _direct_mean's closed forms.
+    omega, z, Rth, lam = _data_process_case(M=6, N=3, T=5, seed=2)
+    (M, T1, N), T, kw = omega.shape, omega.shape[1] - 1, dict(alpha=0.8, eps=0.6)
+    for scale in (0.0, 1.0):
+        h, Delta, _ = dm._data_forward(omega, z, scale * Rth, lam, self_response=True, **kw)
+        G, mean = np.zeros((M, T * N + 1, T * N)), np.zeros((T * N + 1, T * N))
+        dm._data_responses(h, Delta, z, scale * Rth, lam, T=T, G=G, mean=mean, **kw)
+        direct = dm._direct_mean(h, Delta, z, T=T, start=0, **kw)
+        if scale == 0.0:
+            np.testing.assert_allclose(direct, mean, rtol=1e-12, atol=1e-14)
+        else:  # with a history only the equal-time blocks stay direct
+            assert np.abs(direct - mean).max() > 1e-2
+            for k in range(T):
+                rows, cols = slice(1 + k * N, 1 + (k + 1) * N), slice(k * N, (k + 1) * N)
+                np.testing.assert_allclose(direct[rows, cols], mean[rows, cols], rtol=1e-12, atol=1e-14)
+
+
+def test_direct_control_variate_by_windows_and_on_the_same_samples():
+    omega, z, Rth, lam = _data_process_case(M=8, N=2, T=7, seed=3)
+    (M, T1, N), T, kw = omega.shape, omega.shape[1] - 1, dict(alpha=1.1, eps=0.7)
+    h, Delta, _ = dm._data_forward(omega, z, Rth, lam, self_response=True, **kw)
+    r, full = 3, (h, Delta, z)
+
+    def buffers(m):
+        return np.zeros((m, T * N + 1, T * N)), np.zeros((T * N + 1, T * N))
+
+    # Its own samples as the larger set: the correction is zero.
+    plain = dm._data_responses(h, Delta, z, Rth, lam, T=T, G=buffers(M)[0], mean=buffers(M)[1], **kw)
+    same = dm._data_responses(h, Delta, z, Rth, lam, T=T, G=buffers(M)[0], mean=buffers(M)[1], direct_from=full, **kw)
+    for a, b in zip(plain, same):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    # A subset: the equal-time responses are then the full set's exactly; and growing the window
+    # corrects only the new times, as one pass does.
+    G1, mean1 = buffers(r)
+    one = dm._data_responses(h[:r], Delta[:r], z[:r], Rth, lam, T=T, G=G1, mean=mean1, direct_from=full, **kw)
+    np.testing.assert_allclose(np.einsum("kkab->kab", one[0]), np.einsum("kkab->kab", plain[0]), rtol=1e-12)
+    assert np.abs(one[0] - plain[0]).max() > 1e-3  # the history part still comes from the subset
+    G2, mean2 = buffers(r)
+    start = 0
+    for end in (3, 4, T):
+        windowed = dm._data_responses(h[:r], Delta[:r], z[:r], Rth, lam[:end], T=end, G=G2, mean=mean2, start=start,
+                                      direct_from=full, **kw)
+        start = end
+    for a, b in zip(one, windowed):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_direct_control_is_wired_through_the_solver():
+    kw = dict(alpha=1.0, eps=0.5, N=2, p=2.0, horizon=1.0, steps=8, D_init=None, tol=1e-3, window=4)
+    # All samples give the responses: the control variate has nothing to correct.
+    same = [groklab.theory.dmft(samples=300, response_samples=300, direct_control=c, **kw) for c in (False, True)]
+    np.testing.assert_allclose(same[0].test_loss, same[1].test_loss, rtol=1e-10)
+    # A subset: the direct terms come from all samples, so the solution moves (within noise).
+    sub = [groklab.theory.dmft(samples=3000, response_samples=100, direct_control=c, **kw) for c in (False, True)]
+    assert not np.allclose(sub[0].test_loss, sub[1].test_loss, rtol=1e-6)
+    np.testing.assert_allclose(sub[0].test_loss, sub[1].test_loss, rtol=0.1)
+    assert sub[1].params["direct_control"] is True
