@@ -145,6 +145,9 @@ def _add_theory_parser(sub) -> None:
                     help="dimension whose typical initial overlap 1/sqrt(D) seeds the escape from the saddle (default 400)")
     dm.add_argument("--samples", type=int, default=10000, help="Monte Carlo samples (default 10000)")
     dm.add_argument("--response-samples", type=int, default=400, help="samples for the responses (default 400)")
+    dm.add_argument("--direct-control", action="store_true",
+                    help="estimate the responses' direct terms from all samples (biased the other way from the "
+                         "default at few response samples: run both to bracket the solution; docs/theory.md)")
     dm.add_argument("--damping", type=float, default=0.5, help="damped update step (default 0.5)")
     dm.add_argument("--tol", type=float, default=2e-3, help="residual at which the iteration stops (default 2e-3)")
     dm.add_argument("--max-iter", type=int, default=60, help="iterations per time window (default 60)")
@@ -168,7 +171,8 @@ def _cmd_theory(args) -> int:
 
         sol = dmft(alpha=args.alpha, eps=args.eps, N=args.N, p=args.p, eta=args.eta, horizon=args.horizon,
                    steps=args.steps, first_step=args.first_step, max_step=args.max_step, D_init=args.D_init,
-                   samples=args.samples, response_samples=args.response_samples, damping=args.damping,
+                   samples=args.samples, response_samples=args.response_samples,
+                   direct_control=args.direct_control, damping=args.damping,
                    tol=args.tol, max_iter=args.max_iter, seed=args.seed, callback=report)
         data = sol.to_dict()
         rows = [("tau", sol.tau), ("train_loss", sol.train_loss), ("test_loss", sol.test_loss),

@@ -202,6 +202,11 @@ def test_cli_theory_commands(capsys, tmp_path):
 
     data = json.loads(out.read_text())
     assert len(data["test_loss"]) == 6 and data["test_loss"][0] == pytest.approx(0.75)
+    assert data["params"]["direct_control"] is False
+    assert main(["theory", "dmft", "--alpha", "1", "--eps", "0.5", "--N", "2", "--p", "2", "--horizon", "0.5",
+                 "--steps", "5", "--samples", "300", "--response-samples", "50", "--tol", "1e-2", "--quiet",
+                 "--direct-control", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["params"]["direct_control"] is True
     assert main(["theory", "online", "--alpha", "1", "--eps", "0.5", "--D", "50", "--points", "3"]) == 0
     assert "loss" in capsys.readouterr().out
     assert main(["theory", "dmft", "--alpha", "0", "--eps", "0.5", "--N", "2", "--p", "2"]) == 2
