@@ -282,6 +282,18 @@ def _direct_mean(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, *, alpha: floa
     return out
 
 
+def _stein_rz(l: np.ndarray, z: np.ndarray, Rl: np.ndarray, m: np.ndarray, beta_sq: float) -> np.ndarray:
+    """``R_z / p = E[d l(k) / d z]`` (omega held) by Gaussian integration by parts, from every sample.
+
+    With ``omega = omega_perp + m z / beta_sq`` (``omega_perp`` independent of z), Stein's lemma
+    gives ``E[d l / d z |omega_perp] = E[l z] / beta_sq``, and the chain rule
+    ``d/dz|omega = d/dz|omega_perp - sum_s m(s) / beta_sq . d/d omega(s)``, so
+    ``R_z(k) / p = E[l(k) z] / beta_sq - sum_{s,b} R_l(k,s)_{ab} m_b(s) / (p beta_sq)``. The drive
+    on the overlaps, ``R_z + R_l m``, is then the covariance ``E[l z]`` over all samples, whatever
+    the noise of ``R_l``. ``l`` (M, T, N), ``Rl`` (T, T, N, N) without the factor p, ``m`` (T, N)."""
+    return ((l * z[:, None, None]).mean(0) - np.einsum("ksab,sb->ka", Rl, m)) / beta_sq
+
+
 def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.ndarray, lam: np.ndarray, *,
                     alpha: float, eps: float, T: int, G: np.ndarray, mean: np.ndarray, start: int = 0,
                     direct_from: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
@@ -301,9 +313,9 @@ def _data_responses(h: np.ndarray, Delta: np.ndarray, z: np.ndarray, Rth: np.nda
     iteration cost more than the new times themselves.
 
     ``direct_from`` (h, Delta, z of more samples, these ones first): the direct terms
-    (:func:`_direct_mean`) are averaged over those instead, a control variate. Each estimate
-    stays unbiased and R_l's noise falls (13x at 100 of 8000 samples, docs/theory.md), but the
-    fixed point it leads to is biased too, the other way (see ``dmft``'s ``direct_control``).
+    (:func:`_direct_mean`) are averaged over those instead, a control variate: the estimate
+    stays unbiased and R_l's noise falls (13x at 100 of 8000 samples, at the online first
+    guess of docs/dmft_numerics.py's case). See ``dmft``'s ``direct_control``.
 
     Returns R_l (T, T, N, N) and R_z (T, N) (without the factor p).
     """
@@ -429,11 +441,13 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         C0: (N, N) initial ``w_a . w_b / D`` (default ``I + m0 m0^T / beta_sq``, the limit).
         samples: Monte Carlo samples of the data process (losses, ``C_l``).
         response_samples: the first this many of them also give the responses.
-        direct_control: estimate the responses' direct terms (no path through the history)
-            from all ``samples``, the rest from ``response_samples``. Every estimate is unbiased
-            either way, but the fixed point is not: with few response samples the plain
-            estimate groks early and this one late or never, and both approach the same
-            solution as ``response_samples`` grows (docs/theory.md), so the pair brackets it.
+        direct_control: control variates for the responses: R_l's direct terms (no path
+            through the history) from all ``samples``, the rest from ``response_samples``,
+            and R_z by Gaussian integration by parts from all samples (:func:`_stein_rz`).
+            Each estimate stays unbiased, but neither fixed point is: with few response
+            samples the plain estimate groks early, this one late (its early phase is already
+            the plain one's at 30x the response samples), so running both brackets the
+            solution (docs/theory.md).
         damping: step of the damped update, in (0, 1].
         tol: residual below which the iteration has converged.
         max_iter: iterations allowed per time window of the finite-data stage.
@@ -478,6 +492,8 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         Rl, Rz = _data_responses(h[:r], Delta[:r], z[:r], Rth, lam[:K], T=K, G=jacobian, mean=jacobian_mean,
                                  start=0 if cache is None else cache["done"],
                                  direct_from=(h, Delta, z) if direct_control else None, **kw)
+        if direct_control:
+            Rz = _stein_rz(l[:, :K], z, Rl, m[:K], beta_sq)
         return (Rl * p, Rz * p, Cl), dict(fwd=fwd)
 
     def residual(new, old):  # relative Frobenius change, the largest over the three
