@@ -77,7 +77,11 @@ class Recipe:
     @property
     def summary(self) -> str:
         """``[paper] claim``, the line ``groklab reproduce --list`` prints."""
-        return f"[{self.paper}] {self.claim}"
+        return _summary(self.paper, self.claim)
+
+
+def _summary(paper: str, claim: str) -> str:
+    return f"[{paper}] {claim}"
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -91,13 +95,13 @@ def recipe(name: str, paper: Optional[str] = None,
     outside this package passes them here instead."""
 
     def add(fn: Callable[[RecipeContext], Any]) -> Callable[[RecipeContext], Any]:
-        if paper is None or claim is None:
+        text = (paper, claim)
+        if None in text:
             from groklab.recipes.cards import card
 
             c = card(name)
-            RECIPES[name] = Recipe(name, paper or c.paper, claim or c.claim, fn)
-        else:
-            RECIPES[name] = Recipe(name, paper, claim, fn)
+            text = (paper or c.paper, claim or c.claim)
+        RECIPES[name] = Recipe(name, *text, fn)
         return fn
 
     return add
@@ -117,7 +121,7 @@ def list_recipes() -> dict[str, str]:
     cards (no module is imported), and any registered from outside."""
     from groklab.recipes.cards import cards
 
-    listed = {name: f"[{c.paper}] {c.claim}" for name, c in cards().items()}
+    listed = {name: _summary(c.paper, c.claim) for name, c in cards().items()}
     listed.update({name: r.summary for name, r in RECIPES.items()})
     return dict(sorted(listed.items()))
 
