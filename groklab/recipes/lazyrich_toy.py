@@ -256,14 +256,22 @@ def _fig3_config(s: dict, eps: float, alpha: float) -> Config:
                       label_scale=2.0)
 
 
-def _fig3_design(quick: bool, arms: list[Arm], judge, title: str, knob, knob_label: str, **texts) -> Design:
-    """Figs. 3a / 3b: one arm per value of a knob of the toy model (``knob(config)`` reads it),
-    3 seeds each, judged on the delays between train and test loss halving; the control swaps
-    in a target the initial kernel is aligned with. ``texts``: the Design's size, falsifier, notes."""
-    return Design(arms=arms, seeds=seeds_for(quick, 3, 3), measure=measure_times, judge=judge,
+def _fig3_design(quick: bool, knob: str, values: Sequence[float], eps_alpha, judge, title: str, knob_label: str,
+                 setting: str, **texts) -> Design:
+    """Figs. 3a / 3b: one arm per value of the toy model's ``knob`` (``model.alpha`` or
+    ``model.eps``; ``eps_alpha(value)`` gives the arm's (eps, alpha)), 3 seeds each, judged on the
+    delays between train and test loss halving; the control swaps in a target the initial kernel
+    is aligned with. ``setting`` says what the sweep holds fixed, for the size line; ``texts``:
+    the Design's falsifier and notes."""
+    s = FIG3_QUICK if quick else FIG3_FULL
+    return Design(arms=[Arm(f"{knob}{v:g}", f"{knob} {v:g}", _fig3_config(s, *eps_alpha(v))) for v in values],
+                  seeds=seeds_for(quick, 3, 3), measure=measure_times, judge=judge,
                   control=Control(ALIGNED_TARGET, ALIGNED_WHY),
-                  figure=lambda res, ctl: _bands_and_sweep(res, ctl, title, knob, "reduction_delay", knob_label,
+                  figure=lambda res, ctl: _bands_and_sweep(res, ctl, title, lambda c: getattr(c.model, knob),
+                                                           "reduction_delay", knob_label,
                                                            "steps from train loss halving to test loss halving"),
+                  size=f"{knob} {', '.join(f'{v:g}' for v in values)}; D={s['D']}, N={s['N']}, P={s['P']}, "
+                       f"{setting}, {s['steps']} steps",
                   **texts)
 
 
@@ -286,15 +294,9 @@ def judge_alpha_sweep(results: Results) -> list:
 
 @recipe("lazyrich-fig3a")
 def fig3a(ctx: RecipeContext) -> Design:
-    s = FIG3_QUICK if ctx.quick else FIG3_FULL
-    alphas = ALPHAS_QUICK if ctx.quick else ALPHAS_FULL
-    return _fig3_design(
-        ctx.quick, [Arm(f"alpha{a:g}", f"alpha {a:g}", _fig3_config(s, 0.25, a)) for a in alphas], judge_alpha_sweep,
-        "Paper 001 fig. 3a: laziness alpha", lambda c: c.model.alpha, "alpha (output scale)",
-        size=f"alpha {', '.join(f'{a:g}' for a in alphas)}; D={s['D']}, N={s['N']}, P={s['P']}, eps=0.25, "
-             f"lr 0.5 N / alpha^2, {s['steps']} steps",
-        **words("lazyrich-fig3a"),
-    )
+    return _fig3_design(ctx.quick, "alpha", ALPHAS_QUICK if ctx.quick else ALPHAS_FULL, lambda a: (0.25, a),
+                        judge_alpha_sweep, "Paper 001 fig. 3a: laziness alpha", "alpha (output scale)",
+                        "eps=0.25, lr 0.5 N / alpha^2", **words("lazyrich-fig3a"))
 
 
 def judge_eps_sweep(results: Results) -> list:
@@ -315,14 +317,9 @@ def judge_eps_sweep(results: Results) -> list:
 
 @recipe("lazyrich-fig3b")
 def fig3b(ctx: RecipeContext) -> Design:
-    s = FIG3_QUICK if ctx.quick else FIG3_FULL
-    return _fig3_design(
-        ctx.quick, [Arm(f"eps{e:g}", f"eps {e:g}", _fig3_config(s, e, 1.0)) for e in EPSILONS], judge_eps_sweep,
-        "Paper 001 fig. 3b: alignment knob eps", lambda c: c.model.eps, "eps (quadratic part of phi)",
-        size=f"eps {', '.join(f'{e:g}' for e in EPSILONS)}; D={s['D']}, N={s['N']}, P={s['P']}, alpha 1, lr 0.5 N, "
-             f"{s['steps']} steps",
-        **words("lazyrich-fig3b"),
-    )
+    return _fig3_design(ctx.quick, "eps", EPSILONS, lambda e: (e, 1.0), judge_eps_sweep,
+                        "Paper 001 fig. 3b: alignment knob eps", "eps (quadratic part of phi)", "alpha 1, lr 0.5 N",
+                        **words("lazyrich-fig3b"))
 
 
 # ============================================================================= fig. 3e phase diagram

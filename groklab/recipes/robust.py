@@ -183,6 +183,16 @@ def weight_decay_design(seeds: Sequence[int], steps: int, measure, judge, why: s
                   measure=measure, judge=judge, control=Control(NO_DECAY, why), **texts)
 
 
+def scheduled_metric_design(quick: bool, schedule, seeds: Sequence[int], measure, judge, metric: str, what: str,
+                            **texts) -> Design:
+    """A :func:`weight_decay_design` that records the scheduled ``metric`` as it trains:
+    ``schedule`` is ``((steps, every), (steps, every))`` at the quick and the full size, and
+    ``what`` says what the metric computes, for the size line."""
+    steps, every = schedule[0] if quick else schedule[1]
+    return weight_decay_design(seeds, steps, measure, judge, metric=metric, every=every,
+                               size=f"mlp-add, {steps} steps, {what} every {every} steps", **texts)
+
+
 def images_config(quick: bool, overrides: Sequence[str] = ()) -> Config:
     """Preset ``mnist-omnigrok`` for ``IMAGES_STEPS`` steps: scikit-learn digits in the quick size; at
     full size MNIST (1000 train, 10k test) when ``$GROKLAB_MNIST`` names the IDX directory, else digits."""
@@ -426,11 +436,10 @@ def judge_sharpness(results: Results) -> list[Criterion]:
 @recipe("robust-fig2")
 def sharpness(ctx: RecipeContext) -> Design:
     """Sharpness from fitting to the end; control without weight decay."""
-    steps, every = (4000, 100) if ctx.quick else (6000, 50)
-    return weight_decay_design(
-        seeds_for(ctx.quick, 4, 5), steps, measure_sharpness, judge_sharpness, metric="sharpness", every=every,
+    return scheduled_metric_design(
+        ctx.quick, ((4000, 100), (6000, 50)), seeds_for(ctx.quick, 4, 5), measure_sharpness, judge_sharpness,
+        "sharpness", "sharpness (Hutchinson, 4 probes, 1024 training pairs)",
         **paper_words("robust-fig2", keep=1 - SHARPNESS_FALL, decreasing=DECREASING),
-        size=f"mlp-add, {steps} steps, sharpness (Hutchinson, 4 probes, 1024 training pairs) every {every} steps",
         figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "sharpness", "weight_norm"],
                                       "Paper 000 fig. 2: sharpness of the training loss"),
     )
@@ -574,12 +583,11 @@ def judge_jumps(results: Results) -> list[Criterion]:
 @recipe("robust-fig4-5")
 def pmi_pe(ctx: RecipeContext) -> Design:
     """Where PE and PMI change most, at three noise levels; control without weight decay."""
-    steps, every = (3000, 40) if ctx.quick else (4000, 20)
-    return weight_decay_design(
-        seeds_for(ctx.quick, 4, 5), steps, measure_jumps, judge_jumps, metric="matrix_info_sweep", every=every,
+    return scheduled_metric_design(
+        ctx.quick, ((3000, 40), (4000, 20)), seeds_for(ctx.quick, 4, 5), measure_jumps, judge_jumps,
+        "matrix_info_sweep",
+        f"PE and PMI on 512 training pairs at sigma {', '.join(f'{s:g}' for s in MATRIX_INFO_SWEEP)}",
         **paper_words("robust-fig4-5", sweep=MATRIX_INFO_SWEEP),
-        size=f"mlp-add, {steps} steps, PE and PMI on 512 training pairs at sigma "
-             f"{', '.join(f'{s:g}' for s in MATRIX_INFO_SWEEP)} every {every} steps",
         figure=lambda res, ctl: stacked([
             bands(res, ctl, [acc, *(sweep_column(q, s) for s in MATRIX_INFO_SWEEP)],
                          f"Paper 000 fig. {n}: {name} at three noise levels")
@@ -622,12 +630,10 @@ def judge_mid_ed(results: Results) -> list[Criterion]:
 @recipe("robust-fig6-7")
 def mid_ed(ctx: RecipeContext) -> Design:
     """MID / ED before fitting; control without weight decay, where nothing generalises."""
-    steps, every = (3000, 20) if ctx.quick else (4000, 10)
-    return weight_decay_design(
-        seeds_for(ctx.quick, 4, 5), steps, measure_mid_ed, judge_mid_ed, metric="matrix_info", every=every,
+    return scheduled_metric_design(
+        ctx.quick, ((3000, 20), (4000, 10)), seeds_for(ctx.quick, 4, 5), measure_mid_ed, judge_mid_ed,
+        "matrix_info", f"MID and ED (sigma {MATRIX_INFO_SIGMA:g}, 512 training pairs)",
         **paper_words("robust-fig6-7", drop=DROP),
-        size=f"mlp-add, {steps} steps, MID and ED (sigma {MATRIX_INFO_SIGMA:g}, 512 training pairs) every {every} "
-             "steps",
         figure=lambda res, ctl: bands(res, ctl, ["train_acc", "test_acc", "matrix_info.mid", "matrix_info.ed"],
                                       "Paper 000 figs. 6-7: MID and ED"),
     )
@@ -768,11 +774,10 @@ def judge_laws(results: Results) -> list[Criterion]:
 @recipe("robust-fig15-16")
 def group_laws(ctx: RecipeContext) -> Design:
     """Held-out doubling, zero identity and associativity; control without weight decay."""
-    steps, every = (3000, 40) if ctx.quick else (5000, 20)
-    return weight_decay_design(
-        seeds_for(ctx.quick, 5, 5), steps, measure_laws, judge_laws, metric="heldout_laws", every=every,
+    return scheduled_metric_design(
+        ctx.quick, ((3000, 40), (5000, 20)), seeds_for(ctx.quick, 5, 5), measure_laws, judge_laws,
+        "heldout_laws", "laws on held-out pairs",
         **paper_words("robust-fig15-16", fails=FAILS, holds=HOLDS),
-        size=f"mlp-add, {steps} steps, laws on held-out pairs every {every} steps",
         figure=lambda res, ctl: bands(res, ctl, ["test_acc", *(f"heldout_laws.{k}" for k, _ in LAWS),
                                                  "heldout_laws.doubling_loss"],
                                       "Paper 000 figs. 15-16: further group laws on held-out pairs"),

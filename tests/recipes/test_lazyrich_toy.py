@@ -350,3 +350,14 @@ def test_figures_draw_every_seed_and_censored_cells():
              for i, a in enumerate(p.arms)}
     fig = p.figure(results_from_runs(p.arms, [0, 1, 2], cells, p.measure), None)
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["800\n[800, 800]"] * 2 + ["never\n[never, never]"]
+
+
+@pytest.mark.parametrize("name, knob", [("lazyrich-fig3a", "alpha"), ("lazyrich-fig3b", "eps")])
+def test_fig3_sweep_panel_places_each_arm_at_its_knob(name, knob):
+    d = design(name)
+    runs = {a.key: [losses(t_train=400, half_train=50, half_test=100 * (i + 1), train_acc=math.nan, test_acc=math.nan)] * 3
+            for i, a in enumerate(d.arms)}
+    fig = d.figure(results_from_runs(d.arms, [0, 1, 2], runs, d.measure), None)
+    median = fig.axes[-1].lines[0]  # the sweep panel's median line, arms sorted by the knob
+    assert list(median.get_xdata()) == sorted(getattr(a.config.model, knob) for a in d.arms)
+    assert fig.axes[-1].get_xlabel().startswith(knob)
