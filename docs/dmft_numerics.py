@@ -11,7 +11,8 @@ variate (``direct_control``); beside it, simulations of seeds 0-2 at D = 400 and
 variates at 100, 400 and 1600; about 35 minutes for "rich" on the 2-core machine (a solve at
 3200 response samples takes 5 minutes and 7.5 GB). ``--plan short``: both estimators at 100,
 400 and 1600. ``--plan knobs``: the plain estimate at 1600 response samples, then with one
-numerical knob changed at a time (tol 1e-3; 32000 samples; 6400 response samples), 4 seeds each. Prints one line per solve and per simulation and writes the numbers (grokking
+numerical knob changed at a time (tol 1e-3; 32000 samples; 6400 response samples), 4 seeds each;
+``--plan spread``: Monte Carlo seeds 4-7 at 1600 and 6400 response samples. Prints one line per solve and per simulation and writes the numbers (grokking
 time: first tau with test loss <= 0.1 x its initial value; the test loss relative to its
 initial value at a few times) to the JSON file that docs/theory.md quotes
 (``docs/dmft_numerics.json`` for "rich" and the full plan, else ``docs/dmft_numerics_<setting>_<plan>.json``
@@ -49,6 +50,9 @@ PLANS = {
     # samples behind the order parameters, the response samples
     "knobs": (_solves(range(4), False, 1600), _solves(range(4), False, 1600, tol=1e-3),
               _solves(range(4), False, 1600, samples=32000), _solves(range(4), False, 6400)),
+    # four more Monte Carlo seeds for the knobs plan's first and last rows: does the spread across
+    # seeds shrink from 1600 to 6400 response samples? (4 seeds each cannot tell)
+    "spread": (_solves(range(4, 8), False, 1600), _solves(range(4, 8), False, 6400)),
 }
 
 
