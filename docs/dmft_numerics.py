@@ -6,7 +6,8 @@ Carlo seeds, with the plain response estimate (the recipe's) and with the direct
 variate (``direct_control``); beside it, simulations of seeds 0-2 at D = 400 and 1600.
 
     python docs/dmft_numerics.py [--setting rich|lazier|stalls] [--plan full|short|knobs|spread|eight]
-                                 [--init-seed 0] [--dims 400 1600] [--out FILE]
+                                 [--init-seed 0] [--init-D 400] [--dims 400 1600] [--sim-seeds 0 1 2]
+                                 [--out FILE]
 
 ``--plan full`` (the default): plain at 100, 400, 1600 and 3200 response samples, control
 variates at 100, 400 and 1600; about 35 minutes for "rich" on the 2-core machine (a solve at
@@ -14,12 +15,13 @@ variates at 100, 400 and 1600; about 35 minutes for "rich" on the 2-core machine
 400 and 1600. ``--plan knobs``: the plain estimate at 1600 response samples, then with one
 numerical knob changed at a time (tol 1e-3; 32000 samples; 6400 response samples), 4 seeds each;
 ``--plan spread``: Monte Carlo seeds 4-7 at 1600 and 6400 response samples; ``--plan eight``:
-seeds 0-7 at 1600. ``--init-seed S`` conditions on simulation seed S's initial state instead of
-seed 0's. Prints one line per solve and per simulation and writes the numbers (grokking
+seeds 0-7 at 1600. ``--init-seed S`` / ``--init-D D`` condition on the initial state of
+simulation seed S at dimension D instead of seed 0's at D = 400; ``--dims`` and ``--sim-seeds``
+choose the simulations. Prints one line per solve and per simulation and writes the numbers (grokking
 time: first tau with test loss <= 0.1 x its initial value; the test loss relative to its
 initial value at a few times) to the JSON file that docs/theory.md quotes
 (``docs/dmft_numerics.json`` for "rich", the full plan and seed 0's initial state, else
-``docs/dmft_numerics_<setting>_<plan>_init<S>.json`` without the parts that are the defaults).
+``docs/dmft_numerics_<setting>_<plan>_init<S>_D<D>.json`` without the parts that are the defaults).
 """
 
 from __future__ import annotations
@@ -78,16 +80,19 @@ def main() -> None:
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="rich")
     parser.add_argument("--plan", choices=sorted(PLANS), default="full")
     parser.add_argument("--init-seed", type=int, default=0, help="the simulation seed whose initial state "
-                        "the solves are conditioned on (at D = 400)")
+                        "the solves are conditioned on")
+    parser.add_argument("--init-D", type=int, default=400, help="the dimension of that simulation")
     parser.add_argument("--dims", type=int, nargs="*", default=[400, 1600], help="simulated D (none: no simulations)")
+    parser.add_argument("--sim-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     suffix = "".join(f"_{v}" for v, default in ((args.setting, "rich"), (args.plan, "full"),
-                                                 (f"init{args.init_seed}", "init0")) if v != default)
+                                                 (f"init{args.init_seed}", "init0"), (f"D{args.init_D}", "D400"))
+                     if v != default)
     out = args.out or Path(__file__).parent / f"dmft_numerics{suffix}.json"
     s = SETTINGS[args.setting]
     at = times(s["horizon"])
-    state = initial_state(theory_config(400, P_OVER_D * 400, s["alpha"], s["eps"], s["horizon"])
+    state = initial_state(theory_config(args.init_D, P_OVER_D * args.init_D, s["alpha"], s["eps"], s["horizon"])
                           .override(f"seed={args.init_seed}"))
     solves, simulations = [], []
     for seeds, knobs in PLANS[args.plan]:
@@ -104,7 +109,7 @@ def main() -> None:
             solves.append(row)
             print("dmft", row, flush=True)
     for D in args.dims:
-        for seed in range(3):
+        for seed in args.sim_seeds:
             config = theory_config(D, P_OVER_D * D, s["alpha"], s["eps"], s["horizon"]).override(f"seed={seed}")
             with tempfile.TemporaryDirectory() as tmp:
                 m = groklab.run(config, out=Path(tmp) / "run", progress=False).metrics
@@ -112,7 +117,8 @@ def main() -> None:
             row = {"D": D, "seed": seed, **summary(m["step"].to_numpy() / D, rel, at)}
             simulations.append(row)
             print("simulation", row, flush=True)
-    out.write_text(json.dumps({"setting": args.setting, "plan": args.plan, "init_seed": args.init_seed, **s,
+    out.write_text(json.dumps({"setting": args.setting, "plan": args.plan, "init_seed": args.init_seed,
+                               "init_D": args.init_D, **s,
                                "N": len(state["m0"]), "p": P_OVER_D, "numerics": _numerics(False), "dmft": solves,
                                "simulations": simulations}, indent=1) + "\n")
 
