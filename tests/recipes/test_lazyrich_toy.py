@@ -355,7 +355,8 @@ def test_figures_draw_every_seed_and_censored_cells():
 @pytest.mark.parametrize("name, knob", [("lazyrich-fig3a", "alpha"), ("lazyrich-fig3b", "eps")])
 def test_fig3_sweep_panel_places_each_arm_at_its_knob(name, knob):
     d = design(name)
-    runs = {a.key: [losses(t_train=400, half_train=50, half_test=100 * (i + 1), train_acc=math.nan, test_acc=math.nan)] * 3
+    nan = math.nan  # regression runs have no accuracies
+    runs = {a.key: [losses(t_train=400, half_train=50, half_test=100 * (i + 1), train_acc=nan, test_acc=nan)] * 3
             for i, a in enumerate(d.arms)}
     fig = d.figure(results_from_runs(d.arms, [0, 1, 2], runs, d.measure), None)
     median = fig.axes[-1].lines[0]  # the sweep panel's median line, arms sorted by the knob
