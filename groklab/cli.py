@@ -146,9 +146,9 @@ def _add_theory_parser(sub) -> None:
     dm.add_argument("--samples", type=int, default=10000, help="Monte Carlo samples (default 10000)")
     dm.add_argument("--response-samples", type=int, default=400, help="samples for the responses (default 400)")
     dm.add_argument("--direct-control", action="store_true",
-                    help="control variates for the responses (R_l's direct terms and R_z from all samples): "
-                         "at few response samples it groks late where the default groks early; run both to "
-                         "bracket the solution (docs/theory.md)")
+                    help="control variates for the responses (R_l's direct terms and R_z from all samples); "
+                         "not an error bar against the default: which of the two groks earlier depends on the "
+                         "setting and the draws (docs/theory.md)")
     dm.add_argument("--damping", type=float, default=0.5, help="damped update step (default 0.5)")
     dm.add_argument("--tol", type=float, default=2e-3, help="residual at which the iteration stops (default 2e-3)")
     dm.add_argument("--max-iter", type=int, default=60, help="iterations per time window (default 60)")

@@ -444,10 +444,10 @@ def dmft(*, alpha: float, eps: float, N: int, p: float, eta: float = 1.0, horizo
         direct_control: control variates for the responses: R_l's direct terms (no path
             through the history) from all ``samples``, the rest from ``response_samples``,
             and R_z by Gaussian integration by parts from all samples (:func:`_stein_rz`).
-            Each estimate stays unbiased, but neither fixed point is: with few response
-            samples the plain estimate groks early, this one late (its early phase is already
-            the plain one's at 30x the response samples), so running both brackets the
-            solution (docs/theory.md).
+            Each estimate stays unbiased, but neither fixed point is. In the recipe's setting
+            "rich" the plain estimate groks early at few response samples and this one late, so
+            the two bracketed the solution there; in "lazier" they do not, and only more
+            response samples (or a mean over seeds) narrow the result (docs/theory.md).
         damping: step of the damped update, in (0, 1].
         tol: residual below which the iteration has converged.
         max_iter: iterations allowed per time window of the finite-data stage.
